@@ -20,6 +20,8 @@ const linli_cfg_entry_t linli_cfg_common[] = {
      true, "PostgreSQL connection string (libpq); may hold a password, so never logged"},
     {"LINLI_PG_STATEMENT_TIMEOUT_MS", LINLI_CFG_INT, "5000", 10, 600000, false,
      "PostgreSQL statement_timeout for every service connection"},
+    {"LINLI_HEARTBEAT_MS", LINLI_CFG_INT, "1000", 10, 60000, false,
+     "broker <-> worker heartbeat interval; a peer silent for 3 is dead"},
     {"LINLI_BROKER_ENDPOINTS", LINLI_CFG_STRING, "tcp://127.0.0.1:5555", 0, 0, false,
      "comma-separated broker endpoints a worker connects to (one per gateway)"},
     LINLI_CFG_END,

@@ -1,0 +1,73 @@
+//  linli_constraints: the limits the codec (linli_codec.c) enforces on message
+//  fields. protobuf-c descriptors carry no custom options, so they live here.
+//
+//  How to add a line: one line per constrained field, kept sorted by message
+//  full name, then field name, in a block per .proto file. Use designated
+//  initialisers and leave out what does not apply:
+//    numbers   .min/.max: inclusive range; both 0 means none, so a one-sided
+//              range spells out the other side (.min = 1, .max = INT64_MAX)
+//    strings   .min_len/.max_len in UTF-8 characters (without a .max_len,
+//              LINLI_CODEC_DEFAULT_MAX_LEN applies); .pattern: POSIX ERE the
+//              whole string must match (no ^ or $ needed); .one_of: "a|b|c"
+//    repeated  .min_len/.max_len count items (without a .max_len,
+//              LINLI_CODEC_DEFAULT_MAX_ITEMS applies); .min/.max, .pattern and
+//              .one_of apply to every item
+//    bytes     .min_len/.max_len in bytes
+//    enums     .one_of: the value names accepted
+//  A constraint is matched by message and field name; a name that matches no
+//  field is never used, so check the spelling against the .proto. The codec
+//  indexes the table once, at first use: order matters only to readers.
+//  A pattern that does not compile is logged and refuses every value.
+#include "linli_codec.h"
+
+//  Roles, highest first; an admin grants only roles below its own.
+#define S_ROLES                                                                                    \
+    "city_admin|district_admin|street_admin|community_worker|org_leader|volunteer|resident"
+//  An area code (province 2, city 4, district 6, street 9, community 12
+//  digits) or an organisation: "org:<id>".
+#define S_SCOPE "[0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{9}|[0-9]{12}|org:[A-Za-z0-9_.-]{1,64}"
+
+//  An area code of any level.
+#define S_AREA "[0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{9}|[0-9]{12}"
+//  A record id: a positive decimal number.
+#define S_ID "[1-9][0-9]{0,17}"
+
+const linli_constraint_t linli_constraints[] = {
+    //  proto/linli/envelope.proto
+    {.message = "linli.Caller", .field = "client_addr", .max_len = 64},
+    {.message = "linli.Caller", .field = "kind", .one_of = "staff|volunteer|resident"},
+    {.message = "linli.Caller", .field = "session", .max_len = 64},
+    {.message = "linli.Caller", .field = "user_id", .min_len = 1, .max_len = 64},
+    {.message = "linli.Grant", .field = "role", .one_of = S_ROLES},
+    {.message = "linli.Grant", .field = "scope", .pattern = S_SCOPE},
+    {.message = "linli.Reply", .field = "error_code", .max_len = 64},
+    {.message = "linli.Reply", .field = "error_field", .max_len = 128},
+    {.message = "linli.Reply", .field = "error_message", .max_len = 1024},
+    {.message = "linli.Reply", .field = "status", .min = 100, .max = 599},
+    {.message = "linli.Request", .field = "idempotency_key", .min_len = 1, .max_len = 128},
+    {.message = "linli.Request",
+     .field = "method",
+     .max_len = 128,
+     .pattern = "[a-z][a-z0-9_]*\\.[A-Za-z][A-Za-z0-9_]*"},
+    {.message = "linli.Request", .field = "request_id", .max_len = 128},
+
+    //  proto/linli/registry.proto
+    {.message = "linli.registry.CreateStaffRequest", .field = "grants", .min_len = 1, .max_len = 8},
+    {.message = "linli.registry.CreateStaffRequest", .field = "name", .min_len = 1, .max_len = 64},
+    {.message = "linli.registry.CreateStaffRequest", .field = "password", .min_len = 8,
+     .max_len = 128},
+    {.message = "linli.registry.CreateStaffRequest", .field = "phone", .min_len = 1,
+     .max_len = 20},
+    {.message = "linli.registry.GetAreaRequest", .field = "code", .pattern = S_AREA},
+    {.message = "linli.registry.GetStaffRequest", .field = "id", .pattern = S_ID},
+    {.message = "linli.registry.ListAreasRequest", .field = "cursor", .pattern = S_AREA},
+    {.message = "linli.registry.ListAreasRequest", .field = "limit", .min = 1, .max = 500},
+    {.message = "linli.registry.ListAreasRequest", .field = "parent", .pattern = S_AREA},
+    {.message = "linli.registry.ListStaffRequest", .field = "area", .pattern = S_AREA},
+    {.message = "linli.registry.ListStaffRequest", .field = "cursor", .pattern = S_ID},
+    {.message = "linli.registry.ListStaffRequest", .field = "limit", .min = 1, .max = 500},
+    {.message = "linli.registry.LoginRequest", .field = "password", .min_len = 1, .max_len = 128},
+    {.message = "linli.registry.LoginRequest", .field = "phone", .min_len = 1, .max_len = 20},
+
+    {.message = NULL},
+};

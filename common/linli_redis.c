@@ -1,0 +1,236 @@
+//  linli_redis: one Redis connection with timeouts, rate-limited reconnect
+//  and the suite's key prefix.
+#include "linli_redis.h"
+#include "linli_log.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+//  Fewest milliseconds between two connection attempts after a failure.
+#define S_RECONNECT_MS 250
+
+struct linli_redis_t {
+    char *host;              //  owned
+    int port;                //  TCP port
+    int timeout_ms;          //  connect and per-command timeout
+    char *prefix;            //  owned; "" when none
+    redisContext *ctx;       //  owned; NULL while disconnected
+    bool failing;            //  in a failure burst: already logged
+    int64_t next_attempt_ms; //  monotonic time before which we do not reconnect
+};
+
+//  Milliseconds on the monotonic clock (for back-off, immune to clock steps).
+static int64_t
+s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+linli_redis_t *
+linli_redis_new(const char *host, int port, int timeout_ms, const char *prefix)
+{
+    if (!host || port <= 0 || port > 65535)
+        return NULL;
+    linli_redis_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->host = strdup(host);
+    self->prefix = strdup(prefix ? prefix : "");
+    if (!self->host || !self->prefix) {
+        free(self->host);
+        free(self->prefix);
+        free(self);
+        return NULL;
+    }
+    self->port = port;
+    self->timeout_ms = timeout_ms > 0 ? timeout_ms : 1000;
+    return self;
+}
+
+void
+linli_redis_destroy(linli_redis_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    linli_redis_t *self = *self_p;
+    if (self->ctx)
+        redisFree(self->ctx);
+    free(self->host);
+    free(self->prefix);
+    free(self);
+    *self_p = NULL;
+}
+
+//  Forget a dead context: hiredis contexts are never reused after an error.
+static void
+s_drop(linli_redis_t *self)
+{
+    if (self->ctx) {
+        redisFree(self->ctx);
+        self->ctx = NULL;
+    }
+}
+
+//  The live context, connecting when there is none; NULL when Redis cannot
+//  be reached (logged once per failure burst, at most one try per 250 ms).
+static redisContext *
+s_context(linli_redis_t *self)
+{
+    if (self->ctx && !self->ctx->err)
+        return self->ctx;
+    s_drop(self);
+    int64_t now = s_mono_ms();
+    if (now < self->next_attempt_ms)
+        return NULL;
+    struct timeval tv = {self->timeout_ms / 1000, (self->timeout_ms % 1000) * 1000};
+    redisContext *ctx = redisConnectWithTimeout(self->host, self->port, tv);
+    if (ctx && !ctx->err && redisSetTimeout(ctx, tv) == REDIS_OK) {
+        redisEnableKeepAlive(ctx);
+        if (self->failing)
+            linli_info("redis: connected again to %s:%d", self->host, self->port);
+        self->failing = false;
+        self->ctx = ctx;
+        return ctx;
+    }
+    if (!self->failing)
+        linli_error("redis: cannot connect to %s:%d: %s", self->host, self->port,
+                    ctx ? ctx->errstr : "out of memory");
+    self->failing = true;
+    self->next_attempt_ms = now + S_RECONNECT_MS;
+    if (ctx)
+        redisFree(ctx);
+    return NULL;
+}
+
+//  Send one formatted command and read its reply, reconnecting and retrying
+//  once when the context turns out dead. Caller frees the reply.
+static redisReply *
+s_exec(linli_redis_t *self, const char *cmd, size_t len)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        redisContext *ctx = s_context(self);
+        if (!ctx)
+            return NULL;
+        void *reply = NULL;
+        if (redisAppendFormattedCommand(ctx, cmd, len) == REDIS_OK &&
+            redisGetReply(ctx, &reply) == REDIS_OK && reply)
+            return reply;
+        if (reply)
+            freeReplyObject(reply);
+        if (attempt == 0) {
+            linli_warn("redis: %s, reconnecting", ctx->errstr[0] ? ctx->errstr : "no reply");
+        } else {
+            if (!self->failing)
+                linli_error("redis: command failed after reconnect: %s",
+                            ctx->errstr[0] ? ctx->errstr : "no reply");
+            self->failing = true;
+        }
+        s_drop(self);
+    }
+    return NULL;
+}
+
+redisReply *
+linli_redis_cmd(linli_redis_t *self, const char *fmt, ...)
+{
+    if (!self || !fmt)
+        return NULL;
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0) {
+        linli_error("redis: bad command format");
+        return NULL;
+    }
+    redisReply *reply = s_exec(self, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return reply;
+}
+
+redisReply *
+linli_redis_argv(linli_redis_t *self, int argc, const char **argv, const size_t *argvlen)
+{
+    if (!self || argc <= 0 || !argv)
+        return NULL;
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0) {
+        linli_error("redis: cannot format command");
+        return NULL;
+    }
+    redisReply *reply = s_exec(self, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return reply;
+}
+
+int
+linli_redis_pipeline(linli_redis_t *self, int n, const int *argcs, const char ***argvs,
+                     const size_t **argvlens, redisReply **replies)
+{
+    if (!self || n < 0 || (n > 0 && (!argcs || !argvs || !replies)))
+        return -1;
+    for (int i = 0; i < n; i++)
+        replies[i] = NULL;
+    if (n == 0)
+        return 0;
+    redisContext *ctx = s_context(self);
+    if (!ctx)
+        return -1;
+    //  No retry here: some of the commands may have run before the failure,
+    //  and only the caller knows whether running them again is harmless.
+    int i;
+    for (i = 0; i < n; i++)
+        if (redisAppendCommandArgv(ctx, argcs[i], argvs[i], argvlens ? argvlens[i] : NULL) !=
+            REDIS_OK)
+            break;
+    int got = 0;
+    if (i == n)
+        for (got = 0; got < n; got++) {
+            void *reply = NULL;
+            if (redisGetReply(ctx, &reply) != REDIS_OK || !reply)
+                break;
+            replies[got] = reply;
+        }
+    if (got == n)
+        return 0;
+    linli_error("redis: pipeline of %d failed after %d replies: %s", n, got,
+                ctx->errstr[0] ? ctx->errstr : "no reply");
+    for (int k = 0; k < n; k++)
+        if (replies[k]) {
+            freeReplyObject(replies[k]);
+            replies[k] = NULL;
+        }
+    //  Unread replies would answer the next command: never reuse this context.
+    s_drop(self);
+    return -1;
+}
+
+char *
+linli_redis_key(const linli_redis_t *self, char *buf, size_t cap, const char *fmt, ...)
+{
+    if (!buf || cap == 0)
+        return buf;
+    int n = snprintf(buf, cap, "%s", self && self->prefix ? self->prefix : "");
+    if (n < 0 || (size_t)n >= cap)
+        return buf;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, cap - (size_t)n, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+const char *
+linli_redis_prefix(const linli_redis_t *self)
+{
+    return self ? self->prefix : "";
+}

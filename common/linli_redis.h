@@ -1,0 +1,42 @@
+//  linli_redis: one Redis connection with timeouts and reconnect, and the key
+//  prefix every key of the suite carries.
+#ifndef LINLI_REDIS_H
+#define LINLI_REDIS_H
+
+#include <hiredis.h>
+#include <stddef.h>
+
+typedef struct linli_redis_t linli_redis_t;
+
+//  New handle; connects lazily (never fails because Redis is down).
+//  timeout_ms bounds connect and every command. Caller owns.
+linli_redis_t *linli_redis_new(const char *host, int port, int timeout_ms, const char *prefix);
+
+//  Destroy; accepts NULL and nulls the caller's pointer.
+void linli_redis_destroy(linli_redis_t **self_p);
+
+//  Run one command (hiredis format). A NULL or I/O-error reply means the
+//  context is dead: it is dropped, reconnected, and the command retried once.
+//  Returns the reply (may be of type REDIS_REPLY_ERROR) or NULL when Redis
+//  cannot be reached. Caller frees with freeReplyObject.
+redisReply *linli_redis_cmd(linli_redis_t *self, const char *fmt, ...);
+
+//  The same with an argument vector (binary-safe).
+redisReply *linli_redis_argv(linli_redis_t *self, int argc, const char **argv,
+                             const size_t *argvlen);
+
+//  Send n commands at once (argument vectors) and read n replies into
+//  replies[]; one round trip. 0, or -1 with every reply freed and NULLed.
+//  Not retried (some commands may have run): a dead context is dropped and
+//  the next call reconnects.
+int linli_redis_pipeline(linli_redis_t *self, int n, const int *argcs, const char ***argvs,
+                         const size_t **argvlens, redisReply **replies);
+
+//  Write prefix + formatted name into buf; returns buf.
+char *linli_redis_key(const linli_redis_t *self, char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+//  The key prefix (borrowed).
+const char *linli_redis_prefix(const linli_redis_t *self);
+
+#endif

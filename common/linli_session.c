@@ -1,0 +1,66 @@
+//  linli_session: bearer-token sessions in Redis.
+#include "linli_session.h"
+#include "linli_crypto.h"
+#include "linli_log.h"
+#include "linli_pg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int
+linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_s,
+                     char *token, size_t cap, int64_t *expires_at_ms)
+{
+    char hash[65], key[256];
+    linli_token_new(token, cap);
+    linli_token_hash(token, hash);
+    linli_redis_key(redis, key, sizeof key, "session:%s", hash);
+    size_t len = linli__caller__get_packed_size(caller);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -1;
+    linli__caller__pack(caller, buf);
+    redisReply *r = linli_redis_cmd(redis, "SET %s %b EX %d", key, buf, len, ttl_s);
+    free(buf);
+    int rc = (r && r->type == REDIS_REPLY_STATUS) ? 0 : -1;
+    if (r)
+        freeReplyObject(r);
+    if (rc == 0)
+        *expires_at_ms = linli_now_ms() + (int64_t)ttl_s * 1000;
+    return rc;
+}
+
+int
+linli_session_resolve(linli_redis_t *redis, const char *token, Linli__Caller **caller,
+                      char hash[65])
+{
+    *caller = NULL;
+    char key[256];
+    linli_token_hash(token, hash);
+    linli_redis_key(redis, key, sizeof key, "session:%s", hash);
+    redisReply *r = linli_redis_cmd(redis, "GET %s", key);
+    if (!r)
+        return -1;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_STRING) {
+        *caller = linli__caller__unpack(NULL, r->len, (const uint8_t *)r->str);
+        if (!*caller)
+            linli_warn("session %.8s… holds an unreadable caller; treated as none", hash);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int
+linli_session_delete(linli_redis_t *redis, const char *hash)
+{
+    char key[256];
+    linli_redis_key(redis, key, sizeof key, "session:%s", hash);
+    redisReply *r = linli_redis_cmd(redis, "DEL %s", key);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}

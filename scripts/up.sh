@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# make up: Redis, PostgreSQL, every service and the gateway, locally in var/,
+# with the demo city loaded. A second run finds what runs and starts the rest.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+mkdir -p "$var/log" "$var/run" "$var/redis"
+
+# Secrets are generated once, kept in var/ (git-ignored), never printed but the demo login.
+if [ ! -f "$var/secrets.env" ]; then
+    umask 077
+    {
+        echo "LINLI_PII_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+        echo "LINLI_BOOTSTRAP_ADMIN_PHONE=13800000000"
+        echo "LINLI_BOOTSTRAP_ADMIN_PASSWORD=demo-$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')"
+    } > "$var/secrets.env"
+    umask 022
+fi
+set -a; source "$var/secrets.env"; set +a
+
+# Redis, append-only (everysec), on loopback.
+if ! redis-cli -p "$LINLI_REDIS_PORT" ping >/dev/null 2>&1; then
+    redis-server --port "$LINLI_REDIS_PORT" --bind 127.0.0.1 --dir "$var/redis" \
+        --appendonly yes --appendfsync everysec --daemonize yes \
+        --pidfile "$var/run/redis.pid" --logfile "$var/log/redis.log"
+    for _ in $(seq 50); do redis-cli -p "$LINLI_REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+echo "redis       127.0.0.1:$LINLI_REDIS_PORT"
+
+# PostgreSQL in var/pg (initdb refuses root: it runs as postgres then).
+if [ ! -d "$var/pg/data" ]; then
+    mkdir -p "$var/pg"
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$var/pg"
+    as_pg "$pgbin/initdb" -D "$var/pg/data" -U linli --auth=trust -E UTF8 --locale=C.UTF-8 >"$var/log/initdb.log"
+fi
+if ! "$pgbin/pg_isready" -h 127.0.0.1 -p "$LINLI_PG_PORT_LOCAL" >/dev/null 2>&1; then
+    as_pg "$pgbin/pg_ctl" -D "$var/pg/data" -l "$var/pg/postgres.log" -w \
+        -o "-p $LINLI_PG_PORT_LOCAL -c listen_addresses=127.0.0.1 -c unix_socket_directories=$var/pg" start >/dev/null
+fi
+psql -h 127.0.0.1 -p "$LINLI_PG_PORT_LOCAL" -U linli -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = 'linli'" | grep -q 1 ||
+    psql -h 127.0.0.1 -p "$LINLI_PG_PORT_LOCAL" -U linli -d postgres -qc "CREATE DATABASE linli"
+echo "postgresql  127.0.0.1:$LINLI_PG_PORT_LOCAL (database linli)"
+
+# Migrations and the demo city (idempotent).
+"$build/linli-registry" seed-demo >>"$var/log/seed.log" 2>&1 || {
+    echo "loading the demo city failed: see $var/log/seed.log"; exit 1; }
+
+start() { # name, pidfile, command...
+    local name=$1 pidfile=$2; shift 2
+    if alive "$pidfile"; then return; fi
+    nohup "$@" >>"$var/log/$name.log" 2>&1 &
+    echo $! >"$pidfile"
+}
+start gateway "$var/run/gateway.pid" "$build/linli-gateway"
+for svc in "${services[@]}"; do
+    n_var="replicas_$svc"
+    for i in $(seq 1 "${!n_var}"); do
+        start "$svc-$i" "$var/run/$svc-$i.pid" "$build/linli-$svc"
+    done
+done
+
+url="http://127.0.0.1:$LINLI_HTTP_PORT"
+for _ in $(seq 100); do
+    curl -fs "$url/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+echo
+echo "Linli is up: $url   (health: $url/healthz, metrics: $url/metrics)"
+echo "Demo city admin: phone $LINLI_BOOTSTRAP_ADMIN_PHONE, password $LINLI_BOOTSTRAP_ADMIN_PASSWORD"
+echo "Logs in $var/log; stop with 'make down', look with 'make status'."

@@ -1,0 +1,227 @@
+//  linli_redis against a real Redis: commands, binary argv, key prefix,
+//  pipelines, error replies and reconnect after a restart.
+#include "test_servers.h"
+#include "linli_redis.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void
+s_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void
+test_key_prefix(void **state)
+{
+    (void)state;
+    linli_redis_t *r = linli_redis_new("127.0.0.1", 6399, 1000, "linli:t:");
+    assert_non_null(r);
+    char key[64];
+    assert_string_equal(linli_redis_key(r, key, sizeof key, "session:%s:%d", "abc", 7),
+                        "linli:t:session:abc:7");
+    assert_string_equal(linli_redis_prefix(r), "linli:t:");
+    //  Truncated, never overflowing.
+    char small[12];
+    assert_string_equal(linli_redis_key(r, small, sizeof small, "%s", "longer-name"),
+                        "linli:t:lon");
+    linli_redis_destroy(&r);
+    assert_null(r);
+    linli_redis_destroy(&r);
+    r = linli_redis_new("127.0.0.1", 6399, 1000, NULL);
+    assert_string_equal(linli_redis_key(r, key, sizeof key, "plain"), "plain");
+    assert_string_equal(linli_redis_prefix(r), "");
+    linli_redis_destroy(&r);
+    assert_null(linli_redis_new("127.0.0.1", 0, 1000, "x"));
+}
+
+static void
+test_commands_and_argv(void **state)
+{
+    (void)state;
+    ts_env_t env;
+    assert_int_equal(ts_env_open(&env, "redis_cmd"), 0);
+    linli_redis_t *r = linli_redis_new("127.0.0.1", env.redis.port, 1000, env.prefix);
+    char key[128];
+    linli_redis_key(r, key, sizeof key, "greeting");
+    redisReply *reply = linli_redis_cmd(r, "SET %s %s", key, "hello world");
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    reply = linli_redis_cmd(r, "GET %s", key);
+    assert_non_null(reply);
+    assert_string_equal(reply->str, "hello world");
+    freeReplyObject(reply);
+
+    //  Binary-safe: a value with NUL bytes and CR/LF.
+    const char value[] = {'a', '\0', 'b', '\r', '\n', 'c'};
+    char bkey[128];
+    linli_redis_key(r, bkey, sizeof bkey, "bin");
+    const char *argv[] = {"SET", bkey, value};
+    const size_t lens[] = {3, strlen(bkey), sizeof value};
+    reply = linli_redis_argv(r, 3, argv, lens);
+    assert_non_null(reply);
+    freeReplyObject(reply);
+    reply = linli_redis_cmd(r, "GET %b", bkey, strlen(bkey));
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_STRING);
+    assert_int_equal(reply->len, sizeof value);
+    assert_memory_equal(reply->str, value, sizeof value);
+    freeReplyObject(reply);
+
+    //  An error reply is a reply: returned, and the connection stays usable.
+    reply = linli_redis_cmd(r, "INCR %s", key);
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_ERROR);
+    freeReplyObject(reply);
+    reply = linli_redis_cmd(r, "PING");
+    assert_non_null(reply);
+    assert_string_equal(reply->str, "PONG");
+    freeReplyObject(reply);
+    linli_redis_destroy(&r);
+}
+
+static void
+test_pipeline(void **state)
+{
+    (void)state;
+    ts_env_t env;
+    assert_int_equal(ts_env_open(&env, "redis_pipe"), 0);
+    linli_redis_t *r = linli_redis_new("127.0.0.1", env.redis.port, 1000, env.prefix);
+    char key[128];
+    linli_redis_key(r, key, sizeof key, "counter");
+    enum { N = 200 };
+    int argcs[N];
+    const char *args[N][2];
+    const char **argvs[N];
+    redisReply *replies[N];
+    for (int i = 0; i < N; i++) {
+        args[i][0] = "INCR";
+        args[i][1] = key;
+        argvs[i] = args[i];
+        argcs[i] = 2;
+    }
+    assert_int_equal(linli_redis_pipeline(r, N, argcs, argvs, NULL, replies), 0);
+    for (int i = 0; i < N; i++) {
+        assert_non_null(replies[i]);
+        assert_int_equal(replies[i]->type, REDIS_REPLY_INTEGER);
+        assert_int_equal(replies[i]->integer, i + 1);
+        freeReplyObject(replies[i]);
+    }
+    //  Mixed commands, one failing: every reply comes back in order.
+    char other[128];
+    linli_redis_key(r, other, sizeof other, "other");
+    const char *set[] = {"SET", other, "v"};
+    const char *bad[] = {"INCR", other};
+    const char *get[] = {"GET", other};
+    const char **mixed[] = {set, bad, get};
+    const size_t set_lens[] = {3, strlen(other), 1};
+    const size_t *lens[] = {set_lens, NULL, NULL};
+    const int mixed_argcs[] = {3, 2, 2};
+    assert_int_equal(linli_redis_pipeline(r, 3, mixed_argcs, mixed, lens, replies), 0);
+    assert_int_equal(replies[0]->type, REDIS_REPLY_STATUS);
+    assert_int_equal(replies[1]->type, REDIS_REPLY_ERROR);
+    assert_string_equal(replies[2]->str, "v");
+    for (int i = 0; i < 3; i++)
+        freeReplyObject(replies[i]);
+    assert_int_equal(linli_redis_pipeline(r, 0, NULL, NULL, NULL, NULL), 0);
+    linli_redis_destroy(&r);
+}
+
+//  PING through the handle until it answers (the reconnect back-off is 250 ms).
+static bool
+s_ping_within(linli_redis_t *r, int ms)
+{
+    int64_t until = ts_mono_ms() + ms;
+    while (ts_mono_ms() < until) {
+        redisReply *reply = linli_redis_cmd(r, "PING");
+        bool ok = reply && reply->type == REDIS_REPLY_STATUS;
+        if (reply)
+            freeReplyObject(reply);
+        if (ok)
+            return true;
+        s_sleep_ms(50);
+    }
+    return false;
+}
+
+static void
+test_reconnect_after_restart(void **state)
+{
+    (void)state;
+    ts_redis_t server;
+    assert_int_equal(ts_redis_start(&server), 0);
+    linli_redis_t *r = linli_redis_new("127.0.0.1", server.port, 500, "rc:");
+    char key[64];
+    linli_redis_key(r, key, sizeof key, "n");
+    redisReply *reply = linli_redis_cmd(r, "SET %s 1", key);
+    assert_non_null(reply);
+    freeReplyObject(reply);
+
+    //  Killed and started again between two commands: the dead context is
+    //  noticed, replaced, and the command retried once, on the same handle.
+    assert_int_equal(ts_redis_kill(&server), 0);
+    assert_int_equal(ts_redis_restart(&server), 0);
+    reply = linli_redis_cmd(r, "INCR %s", key);
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(reply);
+
+    //  Down: NULL, quickly, and at most one connection attempt per 250 ms.
+    assert_int_equal(ts_redis_kill(&server), 0);
+    assert_null(linli_redis_cmd(r, "PING"));
+    int64_t t0 = ts_mono_ms();
+    for (int i = 0; i < 1000; i++)
+        assert_null(linli_redis_cmd(r, "PING"));
+    assert_true(ts_mono_ms() - t0 < 1000);
+    int argcs[] = {1};
+    const char *ping[] = {"PING"};
+    const char **argvs[] = {ping};
+    redisReply *replies[1];
+    assert_int_equal(linli_redis_pipeline(r, 1, argcs, argvs, NULL, replies), -1);
+    assert_null(replies[0]);
+
+    //  Up again: commands and pipelines work on the same handle.
+    assert_int_equal(ts_redis_restart(&server), 0);
+    assert_true(s_ping_within(r, 5000));
+    assert_int_equal(linli_redis_pipeline(r, 1, argcs, argvs, NULL, replies), 0);
+    assert_string_equal(replies[0]->str, "PONG");
+    freeReplyObject(replies[0]);
+
+    //  A pipeline on a context whose server restarted fails once (no blind
+    //  retry), and the next one reconnects.
+    assert_int_equal(ts_redis_kill(&server), 0);
+    assert_int_equal(ts_redis_restart(&server), 0);
+    assert_int_equal(linli_redis_pipeline(r, 1, argcs, argvs, NULL, replies), -1);
+    bool ok = false;
+    for (int i = 0; i < 50 && !ok; i++) {
+        ok = linli_redis_pipeline(r, 1, argcs, argvs, NULL, replies) == 0;
+        if (ok)
+            freeReplyObject(replies[0]);
+        else
+            s_sleep_ms(50);
+    }
+    assert_true(ok);
+    linli_redis_destroy(&r);
+    ts_redis_stop(&server);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_prefix),
+        cmocka_unit_test(test_commands_and_argv),
+        cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_reconnect_after_restart),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

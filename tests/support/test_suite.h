@@ -1,0 +1,72 @@
+//  test_suite: the whole suite as processes for end-to-end tests — the
+//  gateway and registry workers against the run's Redis and PostgreSQL (a
+//  fresh database and key prefix per suite) — and an HTTP client (libcurl).
+#ifndef TEST_SUITE_H
+#define TEST_SUITE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "test_servers.h"
+
+#define TS_MAX_PROCS 8
+#define TS_ADMIN_PHONE "13800000001"
+#define TS_ADMIN_PASSWORD "admin-pass-1"
+
+typedef struct {
+    ts_env_t env;                     //  servers, database, key prefix
+    bool private_servers;             //  env.redis/pg are ours: stop them at the end
+    int http_port;                    //  gateway HTTP
+    int broker_port;                  //  gateway broker (workers connect)
+    char base_url[64];                //  "http://127.0.0.1:<port>"
+    char logdir[256];                 //  process logs (kept for a failing test)
+    pid_t gateway;                    //  0 when not running
+    pid_t registry[TS_MAX_PROCS];     //  0 when not running
+    char vars[32][640];               //  NAME=VALUE of the suite's environment
+    const char *envp[33];             //  pointers into vars, NULL-ended
+} ts_suite_t;
+
+//  Start a suite named name: seed the demo areas and the bootstrap admin,
+//  start the gateway and n_registry workers, wait until all are connected.
+//  extra: more NAME=VALUE entries (may be NULL). 0 or -1.
+int ts_suite_start(ts_suite_t *s, const char *name, int n_registry, const char *const *extra);
+
+//  The same against private Redis and PostgreSQL (for tests that kill them).
+int ts_suite_start_private(ts_suite_t *s, const char *name, int n_registry,
+                           const char *const *extra);
+
+//  Start one more registry worker in slot i; its pid or -1.
+pid_t ts_suite_start_registry(ts_suite_t *s, int i);
+//  Start the gateway (again); its pid or -1.
+pid_t ts_suite_start_gateway(ts_suite_t *s);
+
+//  Wait until the gateway's /healthz counts n workers of service. 0 or -1.
+int ts_suite_wait_workers(ts_suite_t *s, const char *service, int n, int timeout_ms);
+
+//  Stop every process (SIGTERM) and, for private servers, the servers.
+void ts_suite_stop(ts_suite_t *s);
+
+typedef struct {
+    long status;            //  HTTP status; 0 when the request failed
+    char *body;             //  owned raw body
+    json_t *json;           //  owned parsed body, NULL when not JSON
+    char retry_after[16];   //  Retry-After header
+    char request_id[80];    //  X-Request-Id header
+} ts_http_reply_t;
+
+//  One HTTP request to the gateway. token and body may be NULL; headers is a
+//  NULL-ended list of "Name: value" (may be NULL). 0, or -1 on a transport error.
+int ts_http(ts_suite_t *s, const char *method, const char *path, const char *token,
+            const char *body, const char *const *headers, ts_http_reply_t *out);
+void ts_http_reply_free(ts_http_reply_t *r);
+
+//  error.code of a reply, or "".
+const char *ts_error_code(const ts_http_reply_t *r);
+//  error.field of a reply, or "".
+const char *ts_error_field(const ts_http_reply_t *r);
+
+//  Log in; returns a malloc'd token or NULL.
+char *ts_login(ts_suite_t *s, const char *phone, const char *password);
+
+#endif
