@@ -13,11 +13,11 @@
 #include <czmq.h>
 
 typedef struct {
-    const char *endpoints;   //  comma-separated bind endpoints ("tcp://127.0.0.1:5555,inproc://x")
-    int heartbeat_ms;        //  1000 unless testing
-    int liveness;            //  heartbeats missed before a worker expires (3)
-    int no_worker_wait_ms;   //  how long a request waits for a first worker before 503
-    int max_queue;           //  queued requests per service before 503 "overloaded"
+    const char *endpoints; //  comma-separated bind endpoints ("tcp://127.0.0.1:5555,inproc://x")
+    int heartbeat_ms;      //  1000 unless testing
+    int liveness;          //  heartbeats missed before a worker expires (3)
+    int no_worker_wait_ms; //  how long a request waits for a first worker before 503
+    int max_queue;         //  queued requests per service before 503 "overloaded"
 } linli_broker_opts_t;
 
 //  Start the broker actor, bound to every endpoint; NULL when a bind fails
@@ -25,7 +25,8 @@ typedef struct {
 zactor_t *linli_broker_new(const linli_broker_opts_t *opts);
 
 //  A JSON snapshot: {"services":{"<name>":{"workers":N,"credit":N,"inflight":N,
-//  "queued":N}},"requests":N,"replies":N,"expired_workers":N}. Caller frees.
+//  "queued":N,"dispatched":[N per connected worker]}},"requests":N,"replies":N,
+//  "expired_workers":N}. Caller frees.
 char *linli_broker_stats(zactor_t *broker);
 
 #endif

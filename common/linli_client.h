@@ -28,9 +28,8 @@ int linli_client_fd(linli_client_t *self);
 //  Send request (borrowed; packed at once) to service. When nothing comes back
 //  within timeout_ms the client answers 504 "timeout" itself. Returns a
 //  nonzero handle, or 0 when it could not be sent (callback never called).
-uint64_t linli_client_send(linli_client_t *self, const char *service,
-                           const Linli__Request *request, int64_t timeout_ms,
-                           linli_client_fn *callback, void *arg);
+uint64_t linli_client_send(linli_client_t *self, const char *service, const Linli__Request *request,
+                           int64_t timeout_ms, linli_client_fn *callback, void *arg);
 
 //  Forget a request: its callback is never called (e.g. the HTTP client left).
 void linli_client_cancel(linli_client_t *self, uint64_t handle);

@@ -20,21 +20,21 @@
 //  than LINLI_CODEC_MAX_DEPTH); status is 400 for all of them. Only when
 //  memory runs out: status 500, code "internal".
 typedef struct {
-    int status;         //  HTTP status to answer (400)
-    char code[32];      //  machine-readable
-    char field[128];    //  dotted path of the field: "grants[1].scope"
-    char message[256];  //  one sentence for people
+    int status;        //  HTTP status to answer (400)
+    char code[32];     //  machine-readable
+    char field[128];   //  dotted path of the field: "grants[1].scope"
+    char message[256]; //  one sentence for people
 } linli_codec_error_t;
 
 //  One limit on one field. Zero members mean "no such limit".
 typedef struct {
-    const char *message;  //  full proto name, e.g. "linli.registry.LoginRequest"
-    const char *field;    //  field name in that message
-    int64_t min, max;     //  numbers: inclusive range, used when min != 0 || max != 0
-    size_t min_len;       //  strings: fewest UTF-8 characters; repeated: fewest items
-    size_t max_len;       //  strings: most UTF-8 characters; repeated: most items
-    const char *pattern;  //  POSIX extended regex the whole string must match
-    const char *one_of;   //  allowed values separated by '|', e.g. "a|b|c"
+    const char *message; //  full proto name, e.g. "linli.registry.LoginRequest"
+    const char *field;   //  field name in that message
+    int64_t min, max;    //  numbers: inclusive range, used when min != 0 || max != 0
+    size_t min_len;      //  strings: fewest UTF-8 characters; repeated: fewest items
+    size_t max_len;      //  strings: most UTF-8 characters; repeated: most items
+    const char *pattern; //  POSIX extended regex the whole string must match
+    const char *one_of;  //  allowed values separated by '|', e.g. "a|b|c"
 } linli_constraint_t;
 
 //  Every string without a max_len of its own is limited to this many characters.
@@ -64,9 +64,8 @@ int linli_codec_add_constraints(const linli_constraint_t *table);
 //  `required`), unknown fields and the constraints table. Returns the message
 //  (caller frees with protobuf_c_message_free_unpacked(m, NULL)), or NULL with
 //  err filled.
-ProtobufCMessage *linli_codec_from_json(const ProtobufCMessageDescriptor *desc,
-                                        const json_t *body, const json_t *params,
-                                        linli_codec_error_t *err);
+ProtobufCMessage *linli_codec_from_json(const ProtobufCMessageDescriptor *desc, const json_t *body,
+                                        const json_t *params, linli_codec_error_t *err);
 
 //  Render msg as a JSON object (unset optional fields are left out, repeated
 //  fields always present as arrays). A uint64 above INT64_MAX becomes a

@@ -23,7 +23,10 @@ typedef struct {
 } linli_cfg_entry_t;
 
 //  End-of-table marker.
-#define LINLI_CFG_END {NULL, LINLI_CFG_STRING, NULL, 0, 0, false, NULL}
+#define LINLI_CFG_END                                                                              \
+    {                                                                                              \
+        NULL, LINLI_CFG_STRING, NULL, 0, 0, false, NULL                                            \
+    }
 
 //  Entries every process reads: logging, Redis, PostgreSQL, broker.
 extern const linli_cfg_entry_t linli_cfg_common[];
@@ -33,8 +36,7 @@ typedef struct linli_config_t linli_config_t;
 //  Read the variables of every table in tables (a NULL-terminated array of
 //  LINLI_CFG_END-terminated tables). On any missing or invalid value returns
 //  NULL and writes one clear sentence to err. Caller owns the result.
-linli_config_t *linli_config_load(const linli_cfg_entry_t *const *tables, char *err,
-                                  size_t errlen);
+linli_config_t *linli_config_load(const linli_cfg_entry_t *const *tables, char *err, size_t errlen);
 
 //  Destroy; accepts NULL and nulls the caller's pointer.
 void linli_config_destroy(linli_config_t **self_p);

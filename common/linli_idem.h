@@ -15,9 +15,9 @@
 #include "linli_pg.h"
 #include "linli_worker.h"
 
-#define LINLI_IDEM_DDL                                                                           \
-    "CREATE TABLE idempotency (scope text NOT NULL, key text NOT NULL, method text NOT NULL, "   \
-    "request_hash text NOT NULL, status int, reply bytea, "                                      \
+#define LINLI_IDEM_DDL                                                                             \
+    "CREATE TABLE idempotency (scope text NOT NULL, key text NOT NULL, method text NOT NULL, "     \
+    "request_hash text NOT NULL, status int, reply bytea, "                                        \
     "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (scope, key))"
 
 typedef enum {
@@ -27,10 +27,10 @@ typedef enum {
 } linli_idem_rc_t;
 
 typedef struct {
-    linli_pg_t *pg;     //  borrowed
-    bool keyed;         //  the request carried a key
-    char scope[64];     //  whose key: the caller's id, or "anonymous"
-    char key[136];      //  the Idempotency-Key
+    linli_pg_t *pg; //  borrowed
+    bool keyed;     //  the request carried a key
+    char scope[64]; //  whose key: the caller's id, or "anonymous"
+    char key[136];  //  the Idempotency-Key
 } linli_idem_t;
 
 //  Open the handler's transaction and claim the request's key, if any.

@@ -89,9 +89,8 @@ linli_log_ctx(linli_log_level_t level, const char *request_id, const char *event
     size_t n = (size_t)snprintf(line, sizeof line,
                                 "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\","
                                 "\"level\":\"%s\",\"service\":\"%s\"",
-                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                                tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000,
-                                s_level_names[level], s_service);
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                                tm.tm_sec, now.tv_nsec / 1000000, s_level_names[level], s_service);
     char esc[2048];
     if (request_id && *request_id && n < sizeof line) {
         linli_log_escape(esc, 256, request_id);

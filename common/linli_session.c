@@ -8,8 +8,8 @@
 #include <string.h>
 
 int
-linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_s,
-                     char *token, size_t cap, int64_t *expires_at_ms)
+linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_s, char *token,
+                     size_t cap, int64_t *expires_at_ms)
 {
     char hash[65], key[256];
     linli_token_new(token, cap);

@@ -13,8 +13,8 @@
 
 //  Store caller (borrowed) under a new random token valid for ttl_s seconds.
 //  Writes the token (caller shows it once) and its expiry. 0 or -1 (Redis down).
-int linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_s,
-                         char *token, size_t cap, int64_t *expires_at_ms);
+int linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_s, char *token,
+                         size_t cap, int64_t *expires_at_ms);
 
 //  Look token up. 0 with *caller set (caller frees with
 //  linli__caller__free_unpacked) and its session hash written to hash (65

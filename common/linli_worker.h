@@ -24,19 +24,19 @@ typedef struct linli_worker_t linli_worker_t;
 typedef int(linli_handler_fn)(void *self, linli_request_t *request, const ProtobufCMessage *msg);
 
 typedef struct {
-    const char *method;                         //  "registry.GetArea"
-    const ProtobufCMessageDescriptor *request;  //  type of Request.body
-    linli_handler_fn *handler;                  //  the code
+    const char *method;                        //  "registry.GetArea"
+    const ProtobufCMessageDescriptor *request; //  type of Request.body
+    linli_handler_fn *handler;                 //  the code
 } linli_route_t;
 
 typedef struct {
-    const char *service;       //  service name the broker routes by, e.g. "registry"
-    const char *endpoints;     //  comma-separated broker endpoints
-    int credit;                //  requests held at once, per broker (>= 1)
-    int heartbeat_ms;          //  1000 unless testing
-    int liveness;              //  heartbeats missed before a broker counts as gone (3)
+    const char *service;         //  service name the broker routes by, e.g. "registry"
+    const char *endpoints;       //  comma-separated broker endpoints
+    int credit;                  //  requests held at once, per broker (>= 1)
+    int heartbeat_ms;            //  1000 unless testing
+    int liveness;                //  heartbeats missed before a broker counts as gone (3)
     const linli_route_t *routes; //  terminated by a {NULL} entry; borrowed
-    void *handler_self;        //  first argument of every handler; borrowed
+    void *handler_self;          //  first argument of every handler; borrowed
 } linli_worker_opts_t;
 
 //  Create the worker and register its sockets and timers in loop (borrowed;
@@ -72,6 +72,8 @@ int linli_fail(linli_request_t *request, int status, const char *code, const cha
 //  The same, naming the offending field.
 int linli_fail_field(linli_request_t *request, int status, const char *code, const char *field,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+//  Tell the caller when to try again (429, 503): sent with the error reply.
+void linli_request_set_retry_after(linli_request_t *request, int seconds);
 //  True once the request has been answered.
 bool linli_request_replied(const linli_request_t *request);
 

@@ -254,10 +254,11 @@ s_redis_launch(ts_redis_t *self)
     snprintf(port, sizeof port, "%d", self->port);
     snprintf(pidfile, sizeof pidfile, "%s/redis.pid", self->dir);
     snprintf(logfile, sizeof logfile, "%s/redis.log", self->dir);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                          "--dir", self->dir, "--daemonize", "yes", "--pidfile", pidfile,
-                          "--logfile", logfile, "--appendonly", "yes", "--appendfsync",
-                          "everysec", "--save", "", NULL};
+    const char *argv[] = {"redis-server", "--port",       port,      "--bind",
+                          "127.0.0.1",    "--dir",        self->dir, "--daemonize",
+                          "yes",          "--pidfile",    pidfile,   "--logfile",
+                          logfile,        "--appendonly", "yes",     "--appendfsync",
+                          "everysec",     "--save",       "",        NULL};
     if (ts_run(argv, false) != 0) {
         fprintf(stderr, "test_servers: redis-server failed to start (is it installed?)\n");
         return -1;
@@ -361,8 +362,8 @@ s_pg_ctl(ts_pg_t *self, const char *action)
              "-c max_connections=200 -c shared_buffers=64MB",
              self->port, self->dir);
     if (!strcmp(action, "start")) {
-        const char *argv[] = {bin, "-D", data, "-l", log, "-o", opts, "-w", "-t", "60",
-                              "start", NULL};
+        const char *argv[] = {bin,  "-D", data, "-l", log,     "-o",
+                              opts, "-w", "-t", "60", "start", NULL};
         return ts_run(argv, true) == 0 ? 0 : -1;
     }
     const char *argv[] = {bin, "-D", data, "-m", "immediate", "-w", "stop", NULL};
@@ -390,14 +391,14 @@ ts_pg_start(ts_pg_t *self)
     char bin[300], data[300];
     snprintf(bin, sizeof bin, "%s/initdb", s_pg_bindir());
     snprintf(data, sizeof data, "%s/data", self->dir);
-    const char *argv[] = {bin, "-D", data, "-U", "linli", "--auth=trust", "-E", "UTF8",
-                          "--locale=C.UTF-8", "--no-sync", NULL};
+    const char *argv[] = {
+        bin,         "-D", data, "-U", "linli", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8",
+        "--no-sync", NULL};
     char log[320];
     snprintf(log, sizeof log, "%s/initdb.log", self->dir);
     pid_t pid = s_fork_exec(argv, NULL, log, true, false);
     int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-        WEXITSTATUS(status) != 0) {
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "test_servers: initdb failed, see %s\n", log);
         return -1;
     }
@@ -436,8 +437,7 @@ ts_pg_create_db(const ts_pg_t *self, const char *name, char *dsn, size_t cap)
 {
     char admin[256];
     snprintf(admin, sizeof admin,
-             "host=127.0.0.1 port=%d dbname=postgres user=linli connect_timeout=10",
-             self->port);
+             "host=127.0.0.1 port=%d dbname=postgres user=linli connect_timeout=10", self->port);
     PGconn *conn = PQconnectdb(admin);
     if (PQstatus(conn) != CONNECTION_OK) {
         fprintf(stderr, "test_servers: connect: %s", PQerrorMessage(conn));
@@ -459,8 +459,8 @@ ts_pg_create_db(const ts_pg_t *self, const char *name, char *dsn, size_t cap)
         fprintf(stderr, "test_servers: %s: %s", sql, PQerrorMessage(conn));
     PQclear(res);
     PQfinish(conn);
-    snprintf(dsn, cap, "host=127.0.0.1 port=%d dbname=%s user=linli connect_timeout=5",
-             self->port, db);
+    snprintf(dsn, cap, "host=127.0.0.1 port=%d dbname=%s user=linli connect_timeout=5", self->port,
+             db);
     return rc;
 }
 

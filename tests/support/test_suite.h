@@ -15,16 +15,16 @@
 #define TS_ADMIN_PASSWORD "admin-pass-1"
 
 typedef struct {
-    ts_env_t env;                     //  servers, database, key prefix
-    bool private_servers;             //  env.redis/pg are ours: stop them at the end
-    int http_port;                    //  gateway HTTP
-    int broker_port;                  //  gateway broker (workers connect)
-    char base_url[64];                //  "http://127.0.0.1:<port>"
-    char logdir[256];                 //  process logs (kept for a failing test)
-    pid_t gateway;                    //  0 when not running
-    pid_t registry[TS_MAX_PROCS];     //  0 when not running
-    char vars[32][640];               //  NAME=VALUE of the suite's environment
-    const char *envp[33];             //  pointers into vars, NULL-ended
+    ts_env_t env;                 //  servers, database, key prefix
+    bool private_servers;         //  env.redis/pg are ours: stop them at the end
+    int http_port;                //  gateway HTTP
+    int broker_port;              //  gateway broker (workers connect)
+    char base_url[64];            //  "http://127.0.0.1:<port>"
+    char logdir[256];             //  process logs (kept for a failing test)
+    pid_t gateway;                //  0 when not running
+    pid_t registry[TS_MAX_PROCS]; //  0 when not running
+    char vars[32][640];           //  NAME=VALUE of the suite's environment
+    const char *envp[33];         //  pointers into vars, NULL-ended
 } ts_suite_t;
 
 //  Start a suite named name: seed the demo areas and the bootstrap admin,
@@ -48,11 +48,11 @@ int ts_suite_wait_workers(ts_suite_t *s, const char *service, int n, int timeout
 void ts_suite_stop(ts_suite_t *s);
 
 typedef struct {
-    long status;            //  HTTP status; 0 when the request failed
-    char *body;             //  owned raw body
-    json_t *json;           //  owned parsed body, NULL when not JSON
-    char retry_after[16];   //  Retry-After header
-    char request_id[80];    //  X-Request-Id header
+    long status;          //  HTTP status; 0 when the request failed
+    char *body;           //  owned raw body
+    json_t *json;         //  owned parsed body, NULL when not JSON
+    char retry_after[16]; //  Retry-After header
+    char request_id[80];  //  X-Request-Id header
 } ts_http_reply_t;
 
 //  One HTTP request to the gateway. token and body may be NULL; headers is a

@@ -1,0 +1,597 @@
+//  gateway: HTTP/JSON -> route table -> codec -> broker -> service, and back.
+#include "gateway.h"
+#include "gateway_metrics.h"
+#include "gateway_routes.h"
+
+#include <czmq.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "linli_auth.h"
+#include "linli_broker.h"
+#include "linli_client.h"
+#include "linli_codec.h"
+#include "linli_log.h"
+#include "linli_pg.h"
+#include "linli_redis.h"
+#include "linli_session.h"
+
+const linli_cfg_entry_t gateway_cfg[] = {
+    {"LINLI_HTTP_ADDR", LINLI_CFG_STRING, "127.0.0.1", 0, 0, false, "HTTP listen address"},
+    {"LINLI_HTTP_PORT", LINLI_CFG_INT, "8080", 1, 65535, false, "HTTP listen port"},
+    {"LINLI_BROKER_BIND", LINLI_CFG_STRING, "tcp://127.0.0.1:5555", 0, 0, false,
+     "endpoint(s) the broker binds for workers, comma-separated"},
+    {"LINLI_REQUEST_TIMEOUT_MS", LINLI_CFG_INT, "5000", 100, 120000, false,
+     "how long a request may take before the gateway answers 504"},
+    {"LINLI_MAX_BODY_BYTES", LINLI_CFG_INT, "1048576", 1024, 268435456, false,
+     "largest request body accepted (413 beyond)"},
+    {"LINLI_NO_WORKER_WAIT_MS", LINLI_CFG_INT, "1000", 0, 60000, false,
+     "how long a request waits for a first worker of its service before 503"},
+    {"LINLI_BROKER_MAX_QUEUE", LINLI_CFG_INT, "20000", 1, 10000000, false,
+     "requests queued per service before 503 overloaded"},
+    LINLI_CFG_END,
+};
+
+struct gateway_t {
+    struct event_base *base;    //  borrowed
+    struct evhttp *http;        //  owned
+    zactor_t *broker;           //  owned: the broker actor
+    linli_client_t *client;     //  owned: our DEALER to the broker
+    struct event *client_ev;    //  owned: client fd readable
+    struct event *tick_ev;      //  owned: timeouts safety net
+    linli_redis_t *redis;       //  owned: sessions
+    gateway_metrics_t *metrics; //  owned
+    int64_t timeout_ms;         //  per request
+    size_t max_body;            //  bytes
+    size_t inflight;            //  HTTP requests waiting for a reply
+};
+
+//  One HTTP request waiting for its service's answer.
+typedef struct {
+    gateway_t *gw;                //  borrowed
+    struct evhttp_request *req;   //  borrowed until answered
+    const gateway_route_t *route; //  borrowed from the table
+    size_t route_index;           //  for metrics
+    int64_t start_us;             //  monotonic
+    char request_id[65];          //  X-Request-Id
+    Linli__Request *request;      //  owned, for a retry; body/caller point into owned copies
+    uint8_t *body;                //  owned packed request body
+    Linli__Caller *caller;        //  owned (from the session) or NULL
+    bool retried;                 //  one retry at most
+} s_pending_t;
+
+static int64_t
+s_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static const char *
+s_route_name(size_t i)
+{
+    return gateway_routes[i].rpc;
+}
+
+// ---------------------------------------------------------------- answers
+
+//  Send status with a JSON body (consumed) and count it. The request is gone after.
+static void
+s_send_json(gateway_t *self, struct evhttp_request *req, size_t route, int64_t start_us,
+            const char *request_id, int status, json_t *body, int retry_after_s)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Content-Type", "application/json; charset=utf-8");
+    if (request_id && *request_id)
+        evhttp_add_header(out, "X-Request-Id", request_id);
+    if (retry_after_s > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry_after_s);
+        evhttp_add_header(out, "Retry-After", ra);
+    }
+    struct evbuffer *buf = evbuffer_new();
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (text) {
+        evbuffer_add(buf, text, strlen(text));
+        free(text);
+    }
+    json_decref(body);
+    const char *reason = status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    evhttp_send_reply(req, status, reason, buf);
+    evbuffer_free(buf);
+    gateway_metrics_observe(self->metrics, route, status, s_mono_us() - start_us);
+    if (status >= 500)
+        linli_log_ctx(LINLI_LOG_WARN, request_id, NULL, "answered %d", status);
+}
+
+static json_t *
+s_error_json(const char *code, const char *message, const char *field)
+{
+    json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message ? message : "");
+    if (field && *field)
+        json_object_set_new(err, "field", json_string(field));
+    return json_pack("{s:o}", "error", err);
+}
+
+static void
+s_send_error(gateway_t *self, struct evhttp_request *req, size_t route, int64_t start_us,
+             const char *request_id, int status, const char *code, const char *message,
+             const char *field)
+{
+    s_send_json(self, req, route, start_us, request_id, status, s_error_json(code, message, field),
+                0);
+}
+
+static void
+s_pending_free(s_pending_t *p)
+{
+    if (!p)
+        return;
+    free(p->body);
+    free(p->request);
+    if (p->caller)
+        linli__caller__free_unpacked(p->caller, NULL);
+    free(p);
+}
+
+static void s_on_reply(void *arg, const Linli__Reply *reply);
+
+static int
+s_submit(s_pending_t *p)
+{
+    gateway_t *self = p->gw;
+    uint64_t handle = linli_client_send(self->client, p->route->service, p->request,
+                                        self->timeout_ms + 250, s_on_reply, p);
+    //  The DEALER's fd is edge-triggered: drain after every send.
+    linli_client_process(self->client);
+    return handle ? 0 : -1;
+}
+
+static void
+s_on_reply(void *arg, const Linli__Reply *reply)
+{
+    s_pending_t *p = (s_pending_t *)arg;
+    gateway_t *self = p->gw;
+    //  A worker died holding it: it may have run. Only a request with an
+    //  idempotency key is safe to send again (the service replays its reply).
+    if (reply->status == 504 && reply->error_code && !strcmp(reply->error_code, "worker_lost") &&
+        p->request->idempotency_key && *p->request->idempotency_key && !p->retried) {
+        p->retried = true;
+        linli_log_ctx(LINLI_LOG_INFO, p->request_id, NULL, "worker lost; retrying %s",
+                      p->route->rpc);
+        if (s_submit(p) == 0)
+            return;
+    }
+    self->inflight--;
+    int status = reply->status;
+    if (status >= 400 || status < 100) {
+        if (status < 100 || status > 599)
+            status = 502;
+        s_send_json(self, p->req, p->route_index, p->start_us, p->request_id, status,
+                    s_error_json(reply->error_code ? reply->error_code : "error",
+                                 reply->error_message, reply->error_field),
+                    reply->has_retry_after_s ? reply->retry_after_s : 0);
+        s_pending_free(p);
+        return;
+    }
+    ProtobufCMessage *msg =
+        protobuf_c_message_unpack(p->route->reply, NULL, reply->has_body ? reply->body.len : 0,
+                                  reply->has_body ? reply->body.data : (const uint8_t *)"");
+    if (!msg) {
+        linli_log_ctx(LINLI_LOG_ERROR, p->request_id, NULL, "%s answered an unreadable %s",
+                      p->route->service, p->route->reply->name);
+        s_send_error(self, p->req, p->route_index, p->start_us, p->request_id, 502, "bad_gateway",
+                     "the service answered something unreadable", NULL);
+    } else {
+        s_send_json(self, p->req, p->route_index, p->start_us, p->request_id, status,
+                    linli_codec_to_json(msg), 0);
+        protobuf_c_message_free_unpacked(msg, NULL);
+    }
+    s_pending_free(p);
+}
+
+// ---------------------------------------------------------------- built-ins
+
+static void
+s_healthz(gateway_t *self, struct evhttp_request *req, int64_t start_us, const char *rid)
+{
+    char *stats = linli_broker_stats(self->broker);
+    json_t *broker = stats ? json_loads(stats, 0, NULL) : NULL;
+    free(stats);
+    json_t *body = json_pack("{s:s, s:o, s:I}", "status", broker ? "ok" : "degraded", "broker",
+                             broker ? broker : json_null(), "inflight", (json_int_t)self->inflight);
+    s_send_json(self, req, gateway_routes_count(), start_us, rid, broker ? 200 : 503, body, 0);
+}
+
+static void
+s_metrics(gateway_t *self, struct evhttp_request *req, int64_t start_us, const char *rid)
+{
+    char *stats = linli_broker_stats(self->broker);
+    char *text = gateway_metrics_render(self->metrics, s_route_name, stats);
+    free(stats);
+    struct evbuffer *buf = evbuffer_new();
+    if (text)
+        evbuffer_add(buf, text, strlen(text));
+    free(text);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", rid);
+    evhttp_send_reply(req, 200, "OK", buf);
+    evbuffer_free(buf);
+    gateway_metrics_observe(self->metrics, gateway_routes_count(), 200, s_mono_us() - start_us);
+}
+
+// ---------------------------------------------------------------- requests
+
+static const char *
+s_verb(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    default:
+        return "OTHER";
+    }
+}
+
+//  A client's X-Request-Id is kept when it is short and plain; else we make one.
+static void
+s_request_id(struct evhttp_request *req, char out[65])
+{
+    const char *in = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
+    if (in && *in && strlen(in) <= 64 &&
+        strspn(in, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                   "0123456789-_.") == strlen(in)) {
+        snprintf(out, 65, "%s", in);
+        return;
+    }
+    unsigned char raw[12];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(out, 65, raw, sizeof raw);
+}
+
+//  Query string into params (string values). -1 on a repeated or unusable key.
+static int
+s_query_params(const char *query, json_t *params, char *bad, size_t cap)
+{
+    if (!query || !*query)
+        return 0;
+    struct evkeyvalq q;
+    q.tqh_first = NULL;
+    q.tqh_last = &q.tqh_first;
+    if (evhttp_parse_query_str(query, &q) != 0) {
+        snprintf(bad, cap, "%s", "");
+        return -1;
+    }
+    int rc = 0;
+    for (struct evkeyval *kv = q.tqh_first; kv; kv = kv->next.tqe_next) {
+        json_t *v = json_string(kv->value);
+        if (!v || json_object_get(params, kv->key)) {
+            snprintf(bad, cap, "%s", kv->key);
+            json_decref(v);
+            rc = -1;
+            break;
+        }
+        json_object_set_new(params, kv->key, v);
+    }
+    evhttp_clear_headers(&q);
+    return rc;
+}
+
+static void
+s_on_request(struct evhttp_request *req, void *arg)
+{
+    gateway_t *self = (gateway_t *)arg;
+    int64_t start = s_mono_us();
+    size_t unmatched = gateway_routes_count();
+    char rid[65];
+    s_request_id(req, rid);
+
+    const char *verb = s_verb(evhttp_request_get_command(req));
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (!path || !*path) {
+        s_send_error(self, req, unmatched, start, rid, 400, "bad_request", "no path", NULL);
+        return;
+    }
+    if (!strcmp(verb, "GET") && !strcmp(path, "/healthz")) {
+        s_healthz(self, req, start, rid);
+        return;
+    }
+    if (!strcmp(verb, "GET") && !strcmp(path, "/metrics")) {
+        s_metrics(self, req, start, rid);
+        return;
+    }
+
+    json_t *params = json_object();
+    const gateway_route_t *route = NULL;
+    gateway_match_t m = gateway_routes_match(verb, path, &route, params);
+    if (m != GATEWAY_ROUTE_FOUND) {
+        json_decref(params);
+        if (m == GATEWAY_ROUTE_NO_METHOD)
+            s_send_error(self, req, unmatched, start, rid, 405, "method_not_allowed",
+                         "this path does not take that method", NULL);
+        else if (m == GATEWAY_ROUTE_BAD_PATH)
+            s_send_error(self, req, unmatched, start, rid, 400, "invalid_path",
+                         "a path parameter is not valid", NULL);
+        else
+            s_send_error(self, req, unmatched, start, rid, 404, "not_found", "no such route", NULL);
+        return;
+    }
+    size_t ri = (size_t)(route - gateway_routes);
+
+    //  Who is asking. A bad token on a public route is ignored, elsewhere 401.
+    Linli__Caller *caller = NULL;
+    char session[65] = "";
+    const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    bool public_route = !strcmp(route->access, "public");
+    if (authz && !strncmp(authz, "Bearer ", 7) && strlen(authz + 7) > 0 &&
+        strlen(authz + 7) <= 128) {
+        if (linli_session_resolve(self->redis, authz + 7, &caller, session) != 0 && !public_route) {
+            json_decref(params);
+            s_send_error(self, req, ri, start, rid, 503, "session_store_unavailable",
+                         "sessions cannot be checked right now", NULL);
+            return;
+        }
+    }
+    if (!public_route) {
+        if (!caller) {
+            json_decref(params);
+            s_send_error(self, req, ri, start, rid, 401,
+                         authz ? "invalid_token" : "unauthenticated",
+                         authz ? "the token is unknown or expired" : "log in first", NULL);
+            return;
+        }
+        if (!linli_auth_has_role(caller, route->access)) {
+            json_decref(params);
+            linli__caller__free_unpacked(caller, NULL);
+            s_send_error(self, req, ri, start, rid, 403, "forbidden", "your role may not do this",
+                         NULL);
+            return;
+        }
+    }
+
+    //  Body: size, JSON object.
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    json_t *body = NULL;
+    if (len > self->max_body) {
+        json_decref(params);
+        if (caller)
+            linli__caller__free_unpacked(caller, NULL);
+        s_send_error(self, req, ri, start, rid, 413, "too_large", "the request body is too large",
+                     NULL);
+        return;
+    }
+    if (len > 0 && !strcmp(verb, "GET")) {
+        json_decref(params);
+        if (caller)
+            linli__caller__free_unpacked(caller, NULL);
+        s_send_error(self, req, ri, start, rid, 400, "unexpected_body",
+                     "GET takes its parameters in the path and query, not a body", NULL);
+        return;
+    }
+    if (len > 0) {
+        json_error_t jerr;
+        body = json_loadb((const char *)evbuffer_pullup(in, (ev_ssize_t)len), len,
+                          JSON_REJECT_DUPLICATES, &jerr);
+        if (!body || !json_is_object(body)) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "the body must be a JSON object%s%s", body ? "" : ": ",
+                     body ? "" : jerr.text);
+            json_decref(body);
+            json_decref(params);
+            if (caller)
+                linli__caller__free_unpacked(caller, NULL);
+            s_send_error(self, req, ri, start, rid, 400, "invalid_json", msg, NULL);
+            return;
+        }
+    }
+    char bad[128] = "";
+    if (s_query_params(uri ? evhttp_uri_get_query(uri) : NULL, params, bad, sizeof bad)) {
+        json_decref(body);
+        json_decref(params);
+        if (caller)
+            linli__caller__free_unpacked(caller, NULL);
+        s_send_error(self, req, ri, start, rid, 400, "invalid_query",
+                     "the query string is malformed or repeats a parameter", bad);
+        return;
+    }
+    linli_codec_error_t cerr;
+    ProtobufCMessage *msg = linli_codec_from_json(route->request, body, params, &cerr);
+    json_decref(body);
+    json_decref(params);
+    if (!msg) {
+        if (caller)
+            linli__caller__free_unpacked(caller, NULL);
+        s_send_error(self, req, ri, start, rid, cerr.status ? cerr.status : 400, cerr.code,
+                     cerr.message, cerr.field);
+        return;
+    }
+
+    s_pending_t *p = calloc(1, sizeof *p);
+    Linli__Request *request = calloc(1, sizeof *request);
+    size_t blen = protobuf_c_message_get_packed_size(msg);
+    uint8_t *packed = malloc(blen ? blen : 1);
+    if (!p || !request || !packed) {
+        free(p);
+        free(request);
+        free(packed);
+        protobuf_c_message_free_unpacked(msg, NULL);
+        if (caller)
+            linli__caller__free_unpacked(caller, NULL);
+        s_send_error(self, req, ri, start, rid, 503, "overloaded", "out of memory", NULL);
+        return;
+    }
+    protobuf_c_message_pack(msg, packed);
+    protobuf_c_message_free_unpacked(msg, NULL);
+
+    linli__request__init(request);
+    p->gw = self;
+    p->req = req;
+    p->route = route;
+    p->route_index = ri;
+    p->start_us = start;
+    memcpy(p->request_id, rid, sizeof rid);
+    p->request = request;
+    p->body = packed;
+    if (caller) {
+        //  The client's address and the session hash ride with the caller.
+        p->caller = caller;
+    } else {
+        p->caller = calloc(1, sizeof(Linli__Caller));
+        if (p->caller)
+            linli__caller__init(p->caller);
+    }
+    char *host = NULL;
+    ev_uint16_t port = 0;
+    static char empty[] = "";
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (evcon)
+        evhttp_connection_get_peer(evcon, &host, &port);
+    //  Strings we add to the caller are freed by linli__caller__free_unpacked,
+    //  so they must be malloc'd copies.
+    if (p->caller) {
+        if (caller && *session) {
+            free(p->caller->session);
+            p->caller->session = strdup(session);
+        }
+        free(p->caller->client_addr);
+        p->caller->client_addr = strdup(host ? host : empty);
+    }
+    request->method = (char *)route->rpc;
+    request->caller = p->caller;
+    request->request_id = p->request_id;
+    request->has_deadline_ms = true;
+    request->deadline_ms = linli_now_ms() + self->timeout_ms;
+    request->has_body = true;
+    request->body.data = packed;
+    request->body.len = blen;
+    const char *idem = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
+    if (idem && strcmp(verb, "GET")) {
+        if (!*idem || strlen(idem) > 128) {
+            s_pending_free(p);
+            s_send_error(self, req, ri, start, rid, 400, "invalid_idempotency_key",
+                         "Idempotency-Key must be 1 to 128 characters", NULL);
+            return;
+        }
+        request->idempotency_key = (char *)idem; //  lives as long as req
+    }
+    self->inflight++;
+    if (s_submit(p) != 0) {
+        self->inflight--;
+        s_pending_free(p);
+        s_send_error(self, req, ri, start, rid, 503, "broker_unavailable",
+                     "the request could not be queued", NULL);
+    }
+}
+
+// ---------------------------------------------------------------- events
+
+static void
+s_on_client(evutil_socket_t fd, short events, void *arg)
+{
+    (void)fd;
+    (void)events;
+    linli_client_process(((gateway_t *)arg)->client);
+}
+
+gateway_t *
+gateway_new(struct event_base *base, const linli_config_t *config)
+{
+    if (sodium_init() < 0)
+        return NULL;
+    gateway_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->base = base;
+    self->timeout_ms = linli_config_int(config, "LINLI_REQUEST_TIMEOUT_MS");
+    self->max_body = (size_t)linli_config_int(config, "LINLI_MAX_BODY_BYTES");
+
+    //  The broker binds the workers' endpoint(s) and a private inproc one for us.
+    char inproc[64], endpoints[1024];
+    snprintf(inproc, sizeof inproc, "inproc://linli-gateway-%p", (void *)self);
+    snprintf(endpoints, sizeof endpoints, "%s,%s", linli_config_str(config, "LINLI_BROKER_BIND"),
+             inproc);
+    linli_broker_opts_t bopts = {
+        .endpoints = endpoints,
+        .heartbeat_ms = (int)linli_config_int(config, "LINLI_HEARTBEAT_MS"),
+        .liveness = 3,
+        .no_worker_wait_ms = (int)linli_config_int(config, "LINLI_NO_WORKER_WAIT_MS"),
+        .max_queue = (int)linli_config_int(config, "LINLI_BROKER_MAX_QUEUE"),
+    };
+    self->broker = linli_broker_new(&bopts);
+    self->client = self->broker ? linli_client_new(inproc) : NULL;
+    self->redis = linli_redis_new(linli_config_str(config, "LINLI_REDIS_HOST"),
+                                  (int)linli_config_int(config, "LINLI_REDIS_PORT"),
+                                  (int)linli_config_int(config, "LINLI_REDIS_TIMEOUT_MS"),
+                                  linli_config_str(config, "LINLI_REDIS_PREFIX"));
+    self->metrics = gateway_metrics_new(gateway_routes_count());
+    self->http = evhttp_new(base);
+    if (!self->broker || !self->client || !self->redis || !self->metrics || !self->http) {
+        linli_error("gateway could not start its broker, client or HTTP server");
+        gateway_destroy(&self);
+        return NULL;
+    }
+    self->client_ev =
+        event_new(base, linli_client_fd(self->client), EV_READ | EV_PERSIST, s_on_client, self);
+    //  The fd is edge-triggered and timeouts need a clock: a short tick covers both.
+    self->tick_ev = event_new(base, -1, EV_PERSIST, s_on_client, self);
+    struct timeval tick = {0, 20000};
+    event_add(self->client_ev, NULL);
+    event_add(self->tick_ev, &tick);
+
+    evhttp_set_allowed_methods(self->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                               EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE);
+    //  Bodies a little over the limit reach us and get our JSON 413; far
+    //  over it evhttp refuses them itself without reading them.
+    evhttp_set_max_body_size(self->http, (ev_ssize_t)self->max_body * 2);
+    evhttp_set_max_headers_size(self->http, 16384);
+    evhttp_set_timeout(self->http, 60);
+    evhttp_set_gencb(self->http, s_on_request, self);
+    const char *addr = linli_config_str(config, "LINLI_HTTP_ADDR");
+    int port = (int)linli_config_int(config, "LINLI_HTTP_PORT");
+    if (evhttp_bind_socket(self->http, addr, (ev_uint16_t)port) != 0) {
+        linli_error("gateway cannot listen on %s:%d", addr, port);
+        gateway_destroy(&self);
+        return NULL;
+    }
+    linli_info("gateway listening on http://%s:%d, broker on %s", addr, port,
+               linli_config_str(config, "LINLI_BROKER_BIND"));
+    return self;
+}
+
+void
+gateway_destroy(gateway_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gateway_t *self = *self_p;
+    if (self->http)
+        evhttp_free(self->http);
+    if (self->tick_ev)
+        event_free(self->tick_ev);
+    if (self->client_ev)
+        event_free(self->client_ev);
+    linli_client_destroy(&self->client);
+    zactor_destroy(&self->broker);
+    linli_redis_destroy(&self->redis);
+    gateway_metrics_destroy(&self->metrics);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,104 @@
+//  gateway_routes: the route table and its matcher.
+#include "gateway_routes.h"
+
+#include <event2/http.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linli/registry.pb-c.h"
+
+#define ADMINS "city_admin|district_admin|street_admin"
+
+#define REG(name) &linli__registry__##name##__descriptor
+
+const gateway_route_t gateway_routes[] = {
+    {"GET", "/v1/areas/{code}", "public", "registry", "registry.GetArea", REG(get_area_request),
+     REG(area)},
+    {"GET", "/v1/areas", "public", "registry", "registry.ListAreas", REG(list_areas_request),
+     REG(list_areas_reply)},
+    {"POST", "/v1/auth/login", "public", "registry", "registry.Login", REG(login_request),
+     REG(login_reply)},
+    {"POST", "/v1/auth/logout", "user", "registry", "registry.Logout", REG(logout_request),
+     REG(logout_reply)},
+    {"GET", "/v1/me", "user", "registry", "registry.Me", REG(me_request), REG(user)},
+    {"POST", "/v1/staff", ADMINS, "registry", "registry.CreateStaff", REG(create_staff_request),
+     REG(user)},
+    {"GET", "/v1/staff/{id}", ADMINS, "registry", "registry.GetStaff", REG(get_staff_request),
+     REG(user)},
+    {"GET", "/v1/staff", ADMINS, "registry", "registry.ListStaff", REG(list_staff_request),
+     REG(list_staff_reply)},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+size_t
+gateway_routes_count(void)
+{
+    size_t n = 0;
+    while (gateway_routes[n].verb)
+        n++;
+    return n;
+}
+
+//  Match one pattern against path. With params NULL only the shape is
+//  compared (cheap, no allocation); otherwise the %-decoded parameters are
+//  added to params. Returns 1 matched, 0 not, -1 a parameter is unusable.
+static int
+s_match(const char *pattern, const char *path, json_t *params)
+{
+    const char *p = pattern, *s = path;
+    while (*p && *s) {
+        if (*p == '{') {
+            const char *close = strchr(p, '}');
+            const char *slash = strchr(s, '/');
+            size_t vlen = slash ? (size_t)(slash - s) : strlen(s);
+            if (!close || vlen == 0)
+                return 0;
+            if (params) {
+                if (vlen > 512)
+                    return -1;
+                char name[64], raw[513];
+                snprintf(name, sizeof name, "%.*s", (int)(close - p - 1), p + 1);
+                memcpy(raw, s, vlen);
+                raw[vlen] = '\0';
+                size_t dlen = 0;
+                char *value = evhttp_uridecode(raw, 0, &dlen);
+                if (!value || strlen(value) != dlen) {
+                    free(value);
+                    return -1; //  an encoded NUL
+                }
+                json_t *str = json_string(value);
+                free(value);
+                if (!str)
+                    return -1; //  not UTF-8
+                json_object_set_new(params, name, str);
+            }
+            p = close + 1;
+            s += vlen;
+        } else if (*p == *s) {
+            p++;
+            s++;
+        } else {
+            return 0;
+        }
+    }
+    return (*p || *s) ? 0 : 1;
+}
+
+gateway_match_t
+gateway_routes_match(const char *verb, const char *path, const gateway_route_t **route,
+                     json_t *params)
+{
+    bool path_seen = false;
+    for (const gateway_route_t *r = gateway_routes; r->verb; r++) {
+        if (s_match(r->path, path, NULL) != 1)
+            continue;
+        path_seen = true;
+        if (strcmp(r->verb, verb))
+            continue;
+        if (s_match(r->path, path, params) != 1)
+            return GATEWAY_ROUTE_BAD_PATH;
+        *route = r;
+        return GATEWAY_ROUTE_FOUND;
+    }
+    return path_seen ? GATEWAY_ROUTE_NO_METHOD : GATEWAY_ROUTE_NO_PATH;
+}

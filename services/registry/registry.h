@@ -1,0 +1,27 @@
+//  registry: what every registry handler shares — its stores and settings.
+#ifndef REGISTRY_H
+#define REGISTRY_H
+
+#include "linli_config.h"
+#include "linli_pg.h"
+#include "linli_redis.h"
+#include "linli_worker.h"
+#include "registry_store.h"
+
+typedef struct {
+    linli_pg_t *pg;          //  owned by the service
+    linli_redis_t *redis;    //  owned by the service
+    registry_store_t *store; //  owned by the service
+    int session_ttl_s;       //  bearer token lifetime
+    int login_failures;      //  wrong passwords per phone per window before 429
+    int login_window_s;      //  that window
+    int login_per_addr;      //  login attempts per client address per window
+} registry_t;
+
+//  The registry's configuration entries.
+extern const linli_cfg_entry_t registry_cfg[];
+
+//  The registry's methods, {NULL}-ended.
+extern const linli_route_t registry_routes[];
+
+#endif

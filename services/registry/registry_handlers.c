@@ -1,0 +1,484 @@
+//  registry_handlers: one function per registry method; protobuf in,
+//  protobuf out, no SQL.
+#include "registry.h"
+#include "registry_service.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linli_auth.h"
+#include "linli_crypto.h"
+#include "linli_idem.h"
+#include "linli_log.h"
+#include "linli_outbox.h"
+#include "linli_ratelimit.h"
+#include "linli_session.h"
+#include "linli/registry.pb-c.h"
+
+#define S_PAGE_MAX 500
+
+// ---------------------------------------------------------------- helpers
+
+//  Fill an Area message from a store row (strings borrowed from a).
+static void
+s_area_msg(const registry_area_t *a, Linli__Registry__Area *m)
+{
+    linli__registry__area__init(m);
+    m->code = (char *)a->code;
+    m->name = (char *)a->name;
+    m->level = (char *)a->level;
+    if (*a->parent)
+        m->parent = (char *)a->parent;
+    if (a->has_center) {
+        m->has_lat = m->has_lng = true;
+        m->lat = a->lat;
+        m->lng = a->lng;
+    }
+    m->has_children = true;
+    m->children = a->children;
+}
+
+//  What one account looks like to one caller: the phone whole to the person
+//  and to staff whose scope covers the account's area, masked to everyone else.
+typedef struct {
+    Linli__Registry__User user;
+    Linli__Grant grant_msgs[REGISTRY_MAX_GRANTS];
+    Linli__Grant *grant_ptrs[REGISTRY_MAX_GRANTS];
+    char id[24];
+    char phone[64];
+} s_user_view_t;
+
+static void
+s_user_msg(const registry_account_t *a, const Linli__Caller *caller, s_user_view_t *v)
+{
+    linli__registry__user__init(&v->user);
+    snprintf(v->id, sizeof v->id, "%" PRId64, a->id);
+    v->user.id = v->id;
+    v->user.kind = (char *)a->kind;
+    v->user.name = (char *)a->name;
+    v->user.area = (char *)a->area;
+    v->user.status = (char *)a->status;
+    v->user.has_created_at = true;
+    v->user.created_at = a->created_at_ms;
+    char *phone = linli_pii_decrypt(a->phone_enc);
+    if (phone) {
+        bool self_view = caller->user_id && !strcmp(caller->user_id, v->id);
+        if (self_view || linli_auth_rank_over(caller, a->area) > 0)
+            snprintf(v->phone, sizeof v->phone, "%s", phone);
+        else
+            linli_mask_phone(phone, v->phone, sizeof v->phone);
+        sodium_memzero(phone, strlen(phone));
+        free(phone);
+        v->user.phone = v->phone;
+    }
+    for (size_t i = 0; i < a->n_grants; i++) {
+        linli__grant__init(&v->grant_msgs[i]);
+        v->grant_msgs[i].role = (char *)a->grants[i].role;
+        v->grant_msgs[i].scope = (char *)a->grants[i].scope;
+        v->grant_ptrs[i] = &v->grant_msgs[i];
+    }
+    v->user.n_grants = a->n_grants;
+    v->user.grants = v->grant_ptrs;
+}
+
+//  Parse a decimal id; 0 when it is not one.
+static int64_t
+s_parse_id(const char *s)
+{
+    if (!s || !*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s))
+        return 0;
+    return strtoll(s, NULL, 10);
+}
+
+// ---------------------------------------------------------------- areas
+
+//  registry.GetArea: one area by code; public.
+static int
+s_get_area(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    registry_t *self = (registry_t *)self_;
+    const Linli__Registry__GetAreaRequest *req = (const Linli__Registry__GetAreaRequest *)msg;
+    registry_area_t area;
+    bool found;
+    if (registry_store_area_get(self->store, req->code, &area, &found))
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    if (!found)
+        return linli_fail(request, 404, "area_not_found", "no area has code %s", req->code);
+    Linli__Registry__Area reply;
+    s_area_msg(&area, &reply);
+    return linli_reply(request, 200, &reply.base);
+}
+
+//  registry.ListAreas: the children of an area (or the top), a page at a time.
+static int
+s_list_areas(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    registry_t *self = (registry_t *)self_;
+    const Linli__Registry__ListAreasRequest *req = (const Linli__Registry__ListAreasRequest *)msg;
+    size_t limit = req->has_limit ? (size_t)req->limit : 100;
+    if (limit < 1 || limit > S_PAGE_MAX)
+        return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
+                                S_PAGE_MAX);
+    registry_area_t *rows = calloc(limit, sizeof *rows);
+    Linli__Registry__Area *items = calloc(limit, sizeof *items);
+    Linli__Registry__Area **ptrs = calloc(limit, sizeof *ptrs);
+    size_t n = 0;
+    bool more = false;
+    int rc;
+    if (!rows || !items || !ptrs) {
+        rc = linli_fail(request, 503, "overloaded", "out of memory");
+    } else if (registry_store_area_children(self->store, req->parent ? req->parent : "",
+                                            req->cursor ? req->cursor : "", rows, limit, &n,
+                                            &more)) {
+        rc = linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    } else {
+        Linli__Registry__ListAreasReply reply = LINLI__REGISTRY__LIST_AREAS_REPLY__INIT;
+        for (size_t i = 0; i < n; i++) {
+            s_area_msg(&rows[i], &items[i]);
+            ptrs[i] = &items[i];
+        }
+        reply.n_items = n;
+        reply.items = ptrs;
+        if (more && n > 0)
+            reply.next_cursor = rows[n - 1].code;
+        rc = linli_reply(request, 200, &reply.base);
+    }
+    free(ptrs);
+    free(items);
+    free(rows);
+    return rc;
+}
+
+// ---------------------------------------------------------------- sessions
+
+//  registry.Login: phone + password -> bearer token. Wrong passwords are
+//  counted per phone, attempts per client address; both answer 429 past the limit.
+static int
+s_login(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    registry_t *self = (registry_t *)self_;
+    const Linli__Registry__LoginRequest *req = (const Linli__Registry__LoginRequest *)msg;
+    const Linli__Caller *caller = linli_request_caller(request);
+    char phone[32];
+    if (linli_phone_normalize(req->phone, phone, sizeof phone))
+        return linli_fail_field(request, 400, "invalid_format", "phone",
+                                "phone must be a mainland mobile number");
+    char phone_hash[65], bucket[160];
+    linli_pii_hash("phone", phone, phone_hash);
+
+    bool allowed = true;
+    int retry_after = 0;
+    snprintf(bucket, sizeof bucket, "login:addr:%s",
+             caller->client_addr && *caller->client_addr ? caller->client_addr : "-");
+    if (linli_ratelimit_hit(self->redis, bucket, self->login_per_addr, self->login_window_s,
+                            &allowed, &retry_after))
+        return linli_fail(request, 503, "rate_limit_unavailable",
+                          "logins are paused: the rate limiter cannot be reached");
+    snprintf(bucket, sizeof bucket, "login:phone:%s", phone_hash);
+    if (allowed && linli_ratelimit_peek(self->redis, bucket, self->login_failures,
+                                        self->login_window_s, &allowed, &retry_after))
+        return linli_fail(request, 503, "rate_limit_unavailable",
+                          "logins are paused: the rate limiter cannot be reached");
+    if (!allowed) {
+        linli_request_set_retry_after(request, retry_after);
+        return linli_fail(request, 429, "too_many_attempts",
+                          "too many login attempts; try again in %d s", retry_after);
+    }
+
+    registry_account_t account;
+    bool found;
+    if (registry_store_account_by_phone(self->store, phone_hash, &account, &found))
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    //  Verify against a dummy hash when there is no account, so the answer
+    //  takes as long and says as little either way.
+    bool ok = linli_password_verify(found ? account.password_hash : linli_password_dummy(),
+                                    req->password) &&
+              found;
+    if (!ok) {
+        bool ignored;
+        int ra;
+        linli_ratelimit_hit(self->redis, bucket, self->login_failures, self->login_window_s,
+                            &ignored, &ra);
+        return linli_fail(request, 401, "bad_credentials", "wrong phone or password");
+    }
+    if (strcmp(account.status, "active"))
+        return linli_fail(request, 403, "account_disabled", "this account is disabled");
+
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, account.id);
+    Linli__Grant grant_msgs[REGISTRY_MAX_GRANTS];
+    Linli__Grant *grant_ptrs[REGISTRY_MAX_GRANTS];
+    for (size_t i = 0; i < account.n_grants; i++) {
+        linli__grant__init(&grant_msgs[i]);
+        grant_msgs[i].role = account.grants[i].role;
+        grant_msgs[i].scope = account.grants[i].scope;
+        grant_ptrs[i] = &grant_msgs[i];
+    }
+    Linli__Caller who = LINLI__CALLER__INIT;
+    who.user_id = id;
+    who.kind = account.kind;
+    who.n_grants = account.n_grants;
+    who.grants = grant_ptrs;
+    char token[96];
+    int64_t expires_at;
+    if (linli_session_create(self->redis, &who, self->session_ttl_s, token, sizeof token,
+                             &expires_at))
+        return linli_fail(request, 503, "session_store_unavailable",
+                          "sessions cannot be created right now");
+    linli_ratelimit_reset(self->redis, bucket);
+
+    s_user_view_t view;
+    Linli__Caller self_caller = LINLI__CALLER__INIT;
+    self_caller.user_id = id;
+    s_user_msg(&account, &self_caller, &view);
+    Linli__Registry__LoginReply reply = LINLI__REGISTRY__LOGIN_REPLY__INIT;
+    reply.token = token;
+    reply.expires_at = expires_at;
+    reply.user = &view.user;
+    int rc = linli_reply(request, 200, &reply.base);
+    sodium_memzero(token, sizeof token);
+    return rc;
+}
+
+//  registry.Logout: end the caller's session.
+static int
+s_logout(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    (void)msg;
+    registry_t *self = (registry_t *)self_;
+    const Linli__Caller *caller = linli_request_caller(request);
+    if (!caller->session || !*caller->session)
+        return linli_fail(request, 401, "unauthenticated", "no session to end");
+    if (linli_session_delete(self->redis, caller->session))
+        return linli_fail(request, 503, "session_store_unavailable",
+                          "sessions cannot be ended right now");
+    Linli__Registry__LogoutReply reply = LINLI__REGISTRY__LOGOUT_REPLY__INIT;
+    return linli_reply(request, 200, &reply.base);
+}
+
+//  registry.Me: the caller's own account.
+static int
+s_me(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    (void)msg;
+    registry_t *self = (registry_t *)self_;
+    const Linli__Caller *caller = linli_request_caller(request);
+    int64_t id = s_parse_id(caller->user_id);
+    if (!id)
+        return linli_fail(request, 401, "unauthenticated", "log in first");
+    registry_account_t account;
+    bool found;
+    if (registry_store_account_get(self->store, id, &account, &found))
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    if (!found)
+        return linli_fail(request, 401, "unauthenticated", "this account no longer exists");
+    s_user_view_t view;
+    s_user_msg(&account, caller, &view);
+    return linli_reply(request, 200, &view.user.base);
+}
+
+// ---------------------------------------------------------------- staff
+
+int
+registry_emit_staff(registry_t *self, const char *type, const registry_account_t *a,
+                    const char *actor)
+{
+    char id[24], subject[40];
+    snprintf(id, sizeof id, "%" PRId64, a->id);
+    snprintf(subject, sizeof subject, "staff/%" PRId64, a->id);
+    Linli__Grant grant_msgs[REGISTRY_MAX_GRANTS];
+    Linli__Grant *grant_ptrs[REGISTRY_MAX_GRANTS];
+    for (size_t i = 0; i < a->n_grants; i++) {
+        linli__grant__init(&grant_msgs[i]);
+        grant_msgs[i].role = (char *)a->grants[i].role;
+        grant_msgs[i].scope = (char *)a->grants[i].scope;
+        grant_ptrs[i] = &grant_msgs[i];
+    }
+    Linli__Registry__StaffEvent data = LINLI__REGISTRY__STAFF_EVENT__INIT;
+    data.id = id;
+    data.area = (char *)a->area;
+    data.n_grants = a->n_grants;
+    data.grants = grant_ptrs;
+    data.actor = (char *)actor;
+    linli_event_t ev;
+    if (linli_event_init(&ev, "/linli/registry", type, subject, a->area, &data.base))
+        return -1;
+    int rc = linli_outbox_append(self->pg, &ev.event);
+    linli_event_clear(&ev);
+    return rc;
+}
+
+//  registry.CreateStaff: an admin creates a staff account with grants below
+//  its own role and inside its own subtree.
+static int
+s_create_staff(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    registry_t *self = (registry_t *)self_;
+    const Linli__Registry__CreateStaffRequest *req =
+        (const Linli__Registry__CreateStaffRequest *)msg;
+    const Linli__Caller *caller = linli_request_caller(request);
+
+    registry_account_t account;
+    memset(&account, 0, sizeof account);
+    snprintf(account.kind, sizeof account.kind, "staff");
+    snprintf(account.name, sizeof account.name, "%s", req->name);
+    int best = 0;
+    for (size_t i = 0; i < req->n_grants; i++) {
+        const Linli__Grant *g = req->grants[i];
+        char field[48];
+        snprintf(field, sizeof field, "grants[%zu]", i);
+        if (linli_auth_rank(g->role) == 0 || (int)strlen(g->scope) != linli_auth_scope_len(g->role))
+            return linli_fail_field(request, 400, "invalid_value", field,
+                                    "a staff role needs a scope of its level's area code");
+        if (!linli_auth_can_grant(caller, g->role, g->scope)) {
+            //  An area outside the caller's subtree, or a role not below its own.
+            return linli_fail_field(request, 403, "grant_not_allowed", field,
+                                    "you may only grant roles below yours inside your area");
+        }
+        registry_area_t area;
+        bool found;
+        if (registry_store_area_get(self->store, g->scope, &area, &found))
+            return linli_fail(request, 503, "store_unavailable",
+                              "the registry store is unavailable");
+        if (!found)
+            return linli_fail_field(request, 422, "unknown_area", field, "no area has code %s",
+                                    g->scope);
+        registry_grant_t *dst = &account.grants[account.n_grants++];
+        snprintf(dst->role, sizeof dst->role, "%s", g->role);
+        snprintf(dst->scope, sizeof dst->scope, "%s", g->scope);
+        if (linli_auth_rank(g->role) > best) {
+            best = linli_auth_rank(g->role);
+            snprintf(account.area, sizeof account.area, "%s", g->scope);
+        }
+    }
+    char phone[32], phone_hash[65];
+    if (linli_phone_normalize(req->phone, phone, sizeof phone))
+        return linli_fail_field(request, 400, "invalid_format", "phone",
+                                "phone must be a mainland mobile number");
+    linli_pii_hash("phone", phone, phone_hash);
+    char *sealed = linli_pii_encrypt(phone);
+    if (!sealed || strlen(sealed) >= sizeof account.phone_enc) {
+        free(sealed);
+        return linli_fail(request, 500, "internal", "the phone could not be sealed");
+    }
+    snprintf(account.phone_enc, sizeof account.phone_enc, "%s", sealed);
+    free(sealed);
+    if (linli_password_hash(req->password, account.password_hash))
+        return linli_fail(request, 500, "internal", "the password could not be hashed");
+
+    linli_idem_t idem;
+    switch (linli_idem_begin(self->pg, request, &idem)) {
+    case LINLI_IDEM_NEW:
+        break;
+    case LINLI_IDEM_REPLAYED:
+        return 0;
+    default:
+        return 0; //  linli_idem_begin answered already
+    }
+    bool taken;
+    int64_t actor = s_parse_id(caller->user_id);
+    if (registry_store_account_insert(self->store, &account, phone_hash, actor, &taken))
+        return linli_idem_abort(&idem, request, 503, "store_unavailable",
+                                "the registry store is unavailable");
+    if (taken)
+        return linli_idem_abort(&idem, request, 409, "phone_taken",
+                                "an account with this phone exists");
+    if (registry_emit_staff(self, "linli.registry.staff.created", &account, caller->user_id))
+        return linli_idem_abort(&idem, request, 503, "store_unavailable",
+                                "the event could not be recorded");
+    s_user_view_t view;
+    s_user_msg(&account, caller, &view);
+    return linli_idem_commit(&idem, request, 201, &view.user.base);
+}
+
+//  registry.GetStaff: a staff account inside the caller's subtree; any
+//  other id answers 404, so existence outside the scope is not leaked.
+static int
+s_get_staff(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    registry_t *self = (registry_t *)self_;
+    const Linli__Registry__GetStaffRequest *req = (const Linli__Registry__GetStaffRequest *)msg;
+    const Linli__Caller *caller = linli_request_caller(request);
+    int64_t id = s_parse_id(req->id);
+    registry_account_t account;
+    bool found = false;
+    if (id && registry_store_account_get(self->store, id, &account, &found))
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    if (!found || strcmp(account.kind, "staff") ||
+        linli_auth_rank_over(caller, account.area) < linli_auth_rank(LINLI_ROLE_STREET_ADMIN))
+        return linli_fail(request, 404, "staff_not_found", "no such staff account");
+    s_user_view_t view;
+    s_user_msg(&account, caller, &view);
+    return linli_reply(request, 200, &view.user.base);
+}
+
+//  registry.ListStaff: staff in an area of the caller's subtree, by id.
+static int
+s_list_staff(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    registry_t *self = (registry_t *)self_;
+    const Linli__Registry__ListStaffRequest *req = (const Linli__Registry__ListStaffRequest *)msg;
+    const Linli__Caller *caller = linli_request_caller(request);
+    const char *area = req->area;
+    if (!area) {
+        //  Default: the widest area the caller administers.
+        for (size_t i = 0; i < caller->n_grants; i++)
+            if (linli_auth_rank(caller->grants[i]->role) >= 2 &&
+                (!area || strlen(caller->grants[i]->scope) < strlen(area)))
+                area = caller->grants[i]->scope;
+    }
+    if (!area || linli_auth_rank_over(caller, area) < linli_auth_rank(LINLI_ROLE_STREET_ADMIN))
+        return linli_fail_field(request, 403, "out_of_scope", "area", "that area is outside yours");
+    size_t limit = req->has_limit ? (size_t)req->limit : 100;
+    if (limit < 1 || limit > S_PAGE_MAX)
+        return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
+                                S_PAGE_MAX);
+    int64_t after = 0;
+    if (req->cursor && !(after = s_parse_id(req->cursor)))
+        return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
+    registry_account_t *rows = calloc(limit, sizeof *rows);
+    s_user_view_t *views = calloc(limit, sizeof *views);
+    Linli__Registry__User **ptrs = calloc(limit, sizeof *ptrs);
+    size_t n = 0;
+    bool more = false;
+    int rc;
+    if (!rows || !views || !ptrs) {
+        rc = linli_fail(request, 503, "overloaded", "out of memory");
+    } else if (registry_store_staff_list(self->store, area, after, rows, limit, &n, &more)) {
+        rc = linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    } else {
+        Linli__Registry__ListStaffReply reply = LINLI__REGISTRY__LIST_STAFF_REPLY__INIT;
+        for (size_t i = 0; i < n; i++) {
+            s_user_msg(&rows[i], caller, &views[i]);
+            ptrs[i] = &views[i].user;
+        }
+        reply.n_items = n;
+        reply.items = ptrs;
+        char cursor[24];
+        if (more && n > 0) {
+            snprintf(cursor, sizeof cursor, "%" PRId64, rows[n - 1].id);
+            reply.next_cursor = cursor;
+        }
+        rc = linli_reply(request, 200, &reply.base);
+    }
+    free(ptrs);
+    free(views);
+    free(rows);
+    return rc;
+}
+
+#define REG(name) &linli__registry__##name##__descriptor
+
+const linli_route_t registry_routes[] = {
+    {"registry.GetArea", REG(get_area_request), s_get_area},
+    {"registry.ListAreas", REG(list_areas_request), s_list_areas},
+    {"registry.Login", REG(login_request), s_login},
+    {"registry.Logout", REG(logout_request), s_logout},
+    {"registry.Me", REG(me_request), s_me},
+    {"registry.CreateStaff", REG(create_staff_request), s_create_staff},
+    {"registry.GetStaff", REG(get_staff_request), s_get_staff},
+    {"registry.ListStaff", REG(list_staff_request), s_list_staff},
+    {NULL, NULL, NULL},
+};

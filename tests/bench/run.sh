@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Benchmarks (not tests): start a private suite on free ports, measure with wrk
+#   GET /healthz            the gateway alone
+#   GET /v1/areas/{code}    through the broker to a registry worker
+# and print requests/s, p50 and p99 of each, their ratio, and this machine's
+# raw Redis (redis-benchmark GET) and PostgreSQL (pgbench select-only) figures.
+# Usage: tests/bench/run.sh [seconds per run, default 10] [connections, default 32]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build="${BUILD:-$root/build}"
+secs="${1:-10}"
+conns="${2:-32}"
+work=$(mktemp -d /tmp/linli-bench-XXXXXX)
+chmod 755 "$work"
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+redis_port=$(free_port); pg_port=$(free_port); http_port=$(free_port); broker_port=$(free_port)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+    as_pg "$pgbin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --daemonize yes \
+    --appendonly yes --appendfsync everysec --logfile "$work/redis.log" >/dev/null
+mkdir -p "$work/pg"; [ "$(id -u)" -eq 0 ] && chown postgres "$work/pg"
+as_pg "$pgbin/initdb" -D "$work/pg/data" -U linli --auth=trust >/dev/null
+as_pg "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
+    -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work/pg" start >/dev/null
+psql -h 127.0.0.1 -p "$pg_port" -U linli -d postgres -qc "CREATE DATABASE linli"
+
+export LINLI_REDIS_PORT=$redis_port LINLI_HTTP_PORT=$http_port LINLI_LOG_LEVEL=warn
+export LINLI_PG_DSN="host=127.0.0.1 port=$pg_port dbname=linli user=linli"
+export LINLI_BROKER_BIND="tcp://127.0.0.1:$broker_port" LINLI_BROKER_ENDPOINTS="tcp://127.0.0.1:$broker_port"
+export LINLI_PII_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+"$build/linli-registry" seed-demo 2>"$work/seed.log"
+"$build/linli-gateway" 2>"$work/gateway.log" & pids+=($!)
+"$build/linli-registry" 2>"$work/registry.log" & pids+=($!)
+for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$http_port/v1/areas/420102" >/dev/null 2>&1 && break; sleep 0.1
+done
+
+# wrk --latency prints "50%  1.23ms" lines; normalise to milliseconds.
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}'; }
+run_wrk() { # path -> "rps p50 p99"
+    local out; out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency "http://127.0.0.1:$http_port$1")
+    local rps p50 p99
+    rps=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
+    p50=$(echo "$out" | awk '$1=="50%" {print $2}' | to_ms)
+    p99=$(echo "$out" | awk '$1=="99%" {print $2}' | to_ms)
+    echo "$rps $p50 $p99"
+}
+read -r h_rps h_p50 h_p99 < <(run_wrk /healthz)
+read -r a_rps a_p50 a_p99 < <(run_wrk /v1/areas/420102)
+redis_rps=$(redis-benchmark -p "$redis_port" -t get -n 200000 -c "$conns" -q | awk '/GET/ {printf "%.0f", $2}')
+as_pg "$pgbin/pgbench" -h 127.0.0.1 -p "$pg_port" -U linli -i -q linli >/dev/null 2>&1
+pg_tps=$(as_pg "$pgbin/pgbench" -h 127.0.0.1 -p "$pg_port" -U linli -S -c "$conns" -j 2 -T "$secs" linli 2>/dev/null |
+    awk '/^tps/ {printf "%.0f", $3}')
+
+echo "commit $(git -C "$root" rev-parse --short HEAD), $(nproc) cores, ${secs}s per run, $conns connections"
+printf '%-24s %10s %9s %9s\n' "" "req/s" "p50 ms" "p99 ms"
+printf '%-24s %10s %9s %9s\n' "GET /healthz" "$h_rps" "$h_p50" "$h_p99"
+printf '%-24s %10s %9s %9s\n' "GET /v1/areas/420102" "$a_rps" "$a_p50" "$a_p99"
+awk -v a="$a_rps" -v h="$h_rps" 'BEGIN {printf "areas / healthz        %10.2f   (target >= 0.50; p99 target <= 5 ms)\n", a/h}'
+printf '%-24s %10s\n' "raw Redis GET" "$redis_rps"
+printf '%-24s %10s\n' "raw PostgreSQL select" "$pg_tps"
+awk -v a="$a_rps" -v r="$redis_rps" -v p="$pg_tps" 'BEGIN {printf "areas / raw Redis      %10.2f\nareas / raw PostgreSQL %10.2f\n", a/r, a/p}'

@@ -1,0 +1,307 @@
+//  test_suite: the suite as processes, and an HTTP client.
+#include "test_suite.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <strings.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void
+s_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void s_var(ts_suite_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+s_var(ts_suite_t *s, const char *fmt, ...)
+{
+    size_t i = 0;
+    while (i < 32 && s->envp[i])
+        i++;
+    if (i >= 32)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->vars[i], sizeof s->vars[i], fmt, ap);
+    va_end(ap);
+    s->envp[i] = s->vars[i];
+    s->envp[i + 1] = NULL;
+}
+
+//  Run a binary of the build with the suite's environment and wait. Exit code or -1.
+static int
+s_run_tool(ts_suite_t *s, const char *bin, const char *arg)
+{
+    char path[512], log[512];
+    ts_bin(bin, path, sizeof path);
+    snprintf(log, sizeof log, "%s/%s-%s.log", s->logdir, bin, arg);
+    const char *argv[] = {path, arg, NULL};
+    pid_t pid = ts_spawn(argv, s->envp, log);
+    if (pid < 0)
+        return -1;
+    int status;
+    if (waitpid(pid, &status, 0) < 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+pid_t
+ts_suite_start_registry(ts_suite_t *s, int i)
+{
+    char path[512], log[512];
+    ts_bin("linli-registry", path, sizeof path);
+    snprintf(log, sizeof log, "%s/registry-%d.log", s->logdir, i);
+    const char *argv[] = {path, "serve", NULL};
+    s->registry[i] = ts_spawn(argv, s->envp, log);
+    return s->registry[i];
+}
+
+pid_t
+ts_suite_start_gateway(ts_suite_t *s)
+{
+    char path[512], log[512];
+    ts_bin("linli-gateway", path, sizeof path);
+    snprintf(log, sizeof log, "%s/gateway.log", s->logdir);
+    const char *argv[] = {path, NULL};
+    s->gateway = ts_spawn(argv, s->envp, log);
+    return s->gateway;
+}
+
+static int
+s_start(ts_suite_t *s, const char *name, int n_registry, const char *const *extra)
+{
+    s->http_port = ts_free_port();
+    s->broker_port = ts_free_port();
+    snprintf(s->base_url, sizeof s->base_url, "http://127.0.0.1:%d", s->http_port);
+    snprintf(s->logdir, sizeof s->logdir, "%s/suite-%s-%d", ts_root(), name, (int)getpid());
+    mkdir(s->logdir, 0755);
+
+    unsigned char key[32];
+    char hex[65];
+    randombytes_buf(key, sizeof key);
+    sodium_bin2hex(hex, sizeof hex, key, sizeof key);
+    s->envp[0] = NULL;
+    s_var(s, "LINLI_REDIS_HOST=127.0.0.1");
+    s_var(s, "LINLI_REDIS_PORT=%d", s->env.redis.port);
+    s_var(s, "LINLI_REDIS_PREFIX=%s", s->env.prefix);
+    s_var(s, "LINLI_PG_DSN=%s", s->env.dsn);
+    s_var(s, "LINLI_HTTP_PORT=%d", s->http_port);
+    s_var(s, "LINLI_BROKER_BIND=tcp://127.0.0.1:%d", s->broker_port);
+    s_var(s, "LINLI_BROKER_ENDPOINTS=tcp://127.0.0.1:%d", s->broker_port);
+    s_var(s, "LINLI_PII_KEY=%s", hex);
+    s_var(s, "LINLI_BOOTSTRAP_ADMIN_PHONE=%s", TS_ADMIN_PHONE);
+    s_var(s, "LINLI_BOOTSTRAP_ADMIN_PASSWORD=%s", TS_ADMIN_PASSWORD);
+    s_var(s, "LINLI_HEARTBEAT_MS=200");
+    s_var(s, "LINLI_REQUEST_TIMEOUT_MS=3000");
+    s_var(s, "LINLI_ARGON2_OPS=1");
+    s_var(s, "LINLI_ARGON2_MEM_KB=64");
+    s_var(s, "LINLI_LOG_LEVEL=info");
+    for (size_t i = 0; extra && extra[i]; i++)
+        s_var(s, "%s", extra[i]);
+
+    if (s_run_tool(s, "linli-registry", "seed-demo") != 0) {
+        fprintf(stderr, "test_suite: linli-registry seed-demo failed, see %s\n", s->logdir);
+        return -1;
+    }
+    if (ts_suite_start_gateway(s) < 0)
+        return -1;
+    for (int i = 0; i < n_registry; i++)
+        if (ts_suite_start_registry(s, i) < 0)
+            return -1;
+    if (ts_suite_wait_workers(s, "registry", n_registry, 15000)) {
+        fprintf(stderr, "test_suite: %d registry workers did not connect, see %s\n", n_registry,
+                s->logdir);
+        return -1;
+    }
+    return 0;
+}
+
+int
+ts_suite_start(ts_suite_t *s, const char *name, int n_registry, const char *const *extra)
+{
+    memset(s, 0, sizeof *s);
+    if (ts_env_open(&s->env, name))
+        return -1;
+    return s_start(s, name, n_registry, extra);
+}
+
+int
+ts_suite_start_private(ts_suite_t *s, const char *name, int n_registry, const char *const *extra)
+{
+    memset(s, 0, sizeof *s);
+    s->private_servers = true;
+    if (ts_redis_start(&s->env.redis) || ts_pg_start(&s->env.pg) ||
+        ts_pg_create_db(&s->env.pg, name, s->env.dsn, sizeof s->env.dsn))
+        return -1;
+    snprintf(s->env.prefix, sizeof s->env.prefix, "linli:");
+    return s_start(s, name, n_registry, extra);
+}
+
+int
+ts_suite_wait_workers(ts_suite_t *s, const char *service, int n, int timeout_ms)
+{
+    int64_t until = ts_mono_ms() + timeout_ms;
+    while (ts_mono_ms() < until) {
+        ts_http_reply_t r;
+        if (ts_http(s, "GET", "/healthz", NULL, NULL, NULL, &r) == 0 && r.status == 200) {
+            json_t *svc = json_object_get(
+                json_object_get(json_object_get(r.json, "broker"), "services"), service);
+            json_int_t workers = json_integer_value(json_object_get(svc, "workers"));
+            ts_http_reply_free(&r);
+            if (workers == n)
+                return 0;
+        } else {
+            ts_http_reply_free(&r);
+        }
+        s_sleep_ms(50);
+    }
+    return -1;
+}
+
+void
+ts_suite_stop(ts_suite_t *s)
+{
+    for (int i = 0; i < TS_MAX_PROCS; i++)
+        if (s->registry[i] > 0) {
+            ts_kill(s->registry[i], SIGTERM);
+            s->registry[i] = 0;
+        }
+    if (s->gateway > 0) {
+        ts_kill(s->gateway, SIGTERM);
+        s->gateway = 0;
+    }
+    if (s->private_servers) {
+        ts_redis_stop(&s->env.redis);
+        ts_pg_stop(&s->env.pg);
+    }
+}
+
+// ---------------------------------------------------------------- HTTP
+
+typedef struct {
+    char *data;
+    size_t len;
+} s_buf_t;
+
+static size_t
+s_on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    s_buf_t *b = (s_buf_t *)arg;
+    size_t n = size * nmemb;
+    char *data = realloc(b->data, b->len + n + 1);
+    if (!data)
+        return 0;
+    memcpy(data + b->len, ptr, n);
+    b->data = data;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+static size_t
+s_on_header(char *buffer, size_t size, size_t nitems, void *arg)
+{
+    ts_http_reply_t *out = (ts_http_reply_t *)arg;
+    size_t n = size * nitems;
+    char line[256];
+    snprintf(line, sizeof line, "%.*s", (int)(n < 255 ? n : 255), buffer);
+    line[strcspn(line, "\r\n")] = '\0';
+    if (!strncasecmp(line, "Retry-After: ", 13))
+        snprintf(out->retry_after, sizeof out->retry_after, "%.15s", line + 13);
+    else if (!strncasecmp(line, "X-Request-Id: ", 14))
+        snprintf(out->request_id, sizeof out->request_id, "%.79s", line + 14);
+    return n;
+}
+
+int
+ts_http(ts_suite_t *s, const char *method, const char *path, const char *token, const char *body,
+        const char *const *headers, ts_http_reply_t *out)
+{
+    memset(out, 0, sizeof *out);
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        return -1;
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", s->base_url, path);
+    s_buf_t buf = {0};
+    struct curl_slist *list = NULL;
+    char auth[512];
+    if (token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        list = curl_slist_append(list, auth);
+    }
+    if (body)
+        list = curl_slist_append(list, "Content-Type: application/json");
+    for (size_t i = 0; headers && headers[i]; i++)
+        list = curl_slist_append(list, headers[i]);
+    list = curl_slist_append(list, "Expect:");
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &buf);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, s_on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, out);
+    if (body) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    CURLcode rc = curl_easy_perform(curl);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_slist_free_all(list);
+    curl_easy_cleanup(curl);
+    out->body = buf.data ? buf.data : strdup("");
+    out->json = json_loads(out->body, 0, NULL);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+void
+ts_http_reply_free(ts_http_reply_t *r)
+{
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+const char *
+ts_error_code(const ts_http_reply_t *r)
+{
+    const char *c = json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
+    return c ? c : "";
+}
+
+const char *
+ts_error_field(const ts_http_reply_t *r)
+{
+    const char *c = json_string_value(json_object_get(json_object_get(r->json, "error"), "field"));
+    return c ? c : "";
+}
+
+char *
+ts_login(ts_suite_t *s, const char *phone, const char *password)
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"phone\":\"%s\",\"password\":\"%s\"}", phone, password);
+    ts_http_reply_t r;
+    char *token = NULL;
+    if (ts_http(s, "POST", "/v1/auth/login", NULL, body, NULL, &r) == 0 && r.status == 200) {
+        const char *t = json_string_value(json_object_get(r.json, "token"));
+        token = t ? strdup(t) : NULL;
+    }
+    ts_http_reply_free(&r);
+    return token;
+}
