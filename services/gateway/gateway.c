@@ -50,6 +50,8 @@ struct gateway_t {
     int64_t timeout_ms;         //  per request
     size_t max_body;            //  bytes
     size_t inflight;            //  HTTP requests waiting for a reply
+    char *stats;                //  owned: the broker's last stats snapshot
+    int64_t stats_at_us;        //  when it was taken (monotonic)
 };
 
 //  One HTTP request waiting for its service's answer.
@@ -97,7 +99,7 @@ s_send_json(gateway_t *self, struct evhttp_request *req, size_t route, int64_t s
         evhttp_add_header(out, "Retry-After", ra);
     }
     struct evbuffer *buf = evbuffer_new();
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
     if (text) {
         evbuffer_add(buf, text, strlen(text));
         free(text);
@@ -199,12 +201,28 @@ s_on_reply(void *arg, const Linli__Reply *reply)
 
 // ---------------------------------------------------------------- built-ins
 
+//  The broker's stats, at most 200 ms old: /healthz and /metrics are polled
+//  often, and asking the broker thread each time costs a round trip.
+static const char *
+s_broker_stats(gateway_t *self)
+{
+    int64_t now = s_mono_us();
+    if (!self->stats || now - self->stats_at_us > 200000) {
+        char *fresh = linli_broker_stats(self->broker);
+        if (fresh) {
+            free(self->stats);
+            self->stats = fresh;
+            self->stats_at_us = now;
+        }
+    }
+    return self->stats;
+}
+
 static void
 s_healthz(gateway_t *self, struct evhttp_request *req, int64_t start_us, const char *rid)
 {
-    char *stats = linli_broker_stats(self->broker);
+    const char *stats = s_broker_stats(self);
     json_t *broker = stats ? json_loads(stats, 0, NULL) : NULL;
-    free(stats);
     json_t *body = json_pack("{s:s, s:o, s:I}", "status", broker ? "ok" : "degraded", "broker",
                              broker ? broker : json_null(), "inflight", (json_int_t)self->inflight);
     s_send_json(self, req, gateway_routes_count(), start_us, rid, broker ? 200 : 503, body, 0);
@@ -213,9 +231,7 @@ s_healthz(gateway_t *self, struct evhttp_request *req, int64_t start_us, const c
 static void
 s_metrics(gateway_t *self, struct evhttp_request *req, int64_t start_us, const char *rid)
 {
-    char *stats = linli_broker_stats(self->broker);
-    char *text = gateway_metrics_render(self->metrics, s_route_name, stats);
-    free(stats);
+    char *text = gateway_metrics_render(self->metrics, s_route_name, s_broker_stats(self));
     struct evbuffer *buf = evbuffer_new();
     if (text)
         evbuffer_add(buf, text, strlen(text));
@@ -592,6 +608,7 @@ gateway_destroy(gateway_t **self_p)
     zactor_destroy(&self->broker);
     linli_redis_destroy(&self->redis);
     gateway_metrics_destroy(&self->metrics);
+    free(self->stats);
     free(self);
     *self_p = NULL;
 }

@@ -57,7 +57,8 @@ run_wrk() { # path -> "rps p50 p99"
 }
 read -r h_rps h_p50 h_p99 < <(run_wrk /healthz)
 read -r a_rps a_p50 a_p99 < <(run_wrk /v1/areas/420102)
-redis_rps=$(redis-benchmark -p "$redis_port" -t get -n 200000 -c "$conns" -q | awk '/GET/ {printf "%.0f", $2}')
+redis_rps=$(redis-benchmark -p "$redis_port" -t get -n 200000 -c "$conns" -q | tr '\r' '\n' |
+    awk '/^GET: [0-9]/ {v=$2} END {printf "%.0f", v}')
 as_pg "$pgbin/pgbench" -h 127.0.0.1 -p "$pg_port" -U linli -i -q linli >/dev/null 2>&1
 pg_tps=$(as_pg "$pgbin/pgbench" -h 127.0.0.1 -p "$pg_port" -U linli -S -c "$conns" -j 2 -T "$secs" linli 2>/dev/null |
     awk '/^tps/ {printf "%.0f", $3}')
