@@ -33,6 +33,8 @@ const linli_cfg_entry_t gateway_cfg[] = {
      "largest request body accepted (413 beyond)"},
     {"LINLI_NO_WORKER_WAIT_MS", LINLI_CFG_INT, "1000", 0, 60000, false,
      "how long a request waits for a first worker of its service before 503"},
+    {"LINLI_IMPORT_MAX_BYTES", LINLI_CFG_INT, "134217728", 1024, 2147483647, false,
+     "largest bulk-import file accepted in one request (413 beyond)"},
     {"LINLI_BROKER_MAX_QUEUE", LINLI_CFG_INT, "20000", 1, 10000000, false,
      "requests queued per service before 503 overloaded"},
     LINLI_CFG_END,
@@ -49,6 +51,7 @@ struct gateway_t {
     gateway_metrics_t *metrics; //  owned
     int64_t timeout_ms;         //  per request
     size_t max_body;            //  bytes
+    size_t *route_max_body;     //  owned: per route, its body limit
     size_t inflight;            //  HTTP requests waiting for a reply
     char *stats;                //  owned: the broker's last stats snapshot
     int64_t stats_at_us;        //  when it was taken (monotonic)
@@ -309,6 +312,40 @@ s_query_params(const char *query, json_t *params, char *bad, size_t cap)
     return rc;
 }
 
+//  Append field `name` (a bytes field of desc) holding data to an already
+//  packed message: protobuf allows fields in any order, so tag + length +
+//  data after the rest is the same message. Returns the grown buffer (the
+//  old one is consumed) and its new length, or NULL.
+static uint8_t *
+s_append_bytes_field(const ProtobufCMessageDescriptor *desc, const char *name, uint8_t *packed,
+                     size_t *len, const uint8_t *data, size_t dlen)
+{
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(desc, name);
+    if (!f || f->type != PROTOBUF_C_TYPE_BYTES)
+        return NULL;
+    uint8_t head[20];
+    size_t h = 0;
+    uint64_t v = ((uint64_t)f->id << 3) | 2; //  wire type 2: length-delimited
+    do {
+        head[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    v = dlen;
+    do {
+        head[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    uint8_t *grown = realloc(packed, *len + h + dlen);
+    if (!grown) {
+        free(packed);
+        return NULL;
+    }
+    memcpy(grown + *len, head, h);
+    memcpy(grown + *len + h, data, dlen);
+    *len += h + dlen;
+    return grown;
+}
+
 static void
 s_on_request(struct evhttp_request *req, void *arg)
 {
@@ -382,11 +419,11 @@ s_on_request(struct evhttp_request *req, void *arg)
         }
     }
 
-    //  Body: size, JSON object.
+    //  Body: size, then a JSON object, or raw bytes for a raw-body route.
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     json_t *body = NULL;
-    if (len > self->max_body) {
+    if (len > self->route_max_body[ri]) {
         json_decref(params);
         if (caller)
             linli__caller__free_unpacked(caller, NULL);
@@ -402,7 +439,7 @@ s_on_request(struct evhttp_request *req, void *arg)
                      "GET takes its parameters in the path and query, not a body", NULL);
         return;
     }
-    if (len > 0) {
+    if (len > 0 && !route->raw_body) {
         json_error_t jerr;
         body = json_loadb((const char *)evbuffer_pullup(in, (ev_ssize_t)len), len,
                           JSON_REJECT_DUPLICATES, &jerr);
@@ -456,6 +493,22 @@ s_on_request(struct evhttp_request *req, void *arg)
     }
     protobuf_c_message_pack(msg, packed);
     protobuf_c_message_free_unpacked(msg, NULL);
+    if (route->raw_body && len > 0) {
+        //  The raw body is appended as its field, packed by hand: no copy
+        //  into the message, no base64 round trip.
+        uint8_t *more = s_append_bytes_field(route->request, route->raw_body, packed, &blen,
+                                             evbuffer_pullup(in, (ev_ssize_t)len), len);
+        if (!more) {
+            free(packed);
+            free(p);
+            free(request);
+            if (caller)
+                linli__caller__free_unpacked(caller, NULL);
+            s_send_error(self, req, ri, start, rid, 503, "overloaded", "out of memory", NULL);
+            return;
+        }
+        packed = more;
+    }
 
     linli__request__init(request);
     p->gw = self;
@@ -538,6 +591,18 @@ gateway_new(struct event_base *base, const linli_config_t *config)
     self->base = base;
     self->timeout_ms = linli_config_int(config, "LINLI_REQUEST_TIMEOUT_MS");
     self->max_body = (size_t)linli_config_int(config, "LINLI_MAX_BODY_BYTES");
+    size_t largest = self->max_body;
+    self->route_max_body = calloc(gateway_routes_count() + 1, sizeof(size_t));
+    if (!self->route_max_body) {
+        free(self);
+        return NULL;
+    }
+    for (size_t i = 0; i < gateway_routes_count(); i++) {
+        const char *cfg = gateway_routes[i].max_body_cfg;
+        self->route_max_body[i] = cfg ? (size_t)linli_config_int(config, cfg) : self->max_body;
+        if (self->route_max_body[i] > largest)
+            largest = self->route_max_body[i];
+    }
 
     //  The broker binds the workers' endpoint(s) and a private inproc one for us.
     char inproc[64], endpoints[1024];
@@ -576,7 +641,7 @@ gateway_new(struct event_base *base, const linli_config_t *config)
                                                EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE);
     //  Bodies a little over the limit reach us and get our JSON 413; far
     //  over it evhttp refuses them itself without reading them.
-    evhttp_set_max_body_size(self->http, (ev_ssize_t)self->max_body * 2);
+    evhttp_set_max_body_size(self->http, (ev_ssize_t)largest + (ev_ssize_t)self->max_body);
     evhttp_set_max_headers_size(self->http, 16384);
     evhttp_set_timeout(self->http, 60);
     evhttp_set_gencb(self->http, s_on_request, self);
@@ -609,6 +674,7 @@ gateway_destroy(gateway_t **self_p)
     linli_redis_destroy(&self->redis);
     gateway_metrics_destroy(&self->metrics);
     free(self->stats);
+    free(self->route_max_body);
     free(self);
     *self_p = NULL;
 }

@@ -11,23 +11,33 @@
 
 #define REG(name) &linli__registry__##name##__descriptor
 
+//  A JSON route, and a route whose raw body fills a bytes field.
+#define R(verb, path, access, service, rpc, req, rep)                                             \
+    {verb, path, access, service, rpc, req, rep, NULL, NULL}
+#define RAW(verb, path, access, service, rpc, req, rep, field, limit_cfg)                         \
+    {verb, path, access, service, rpc, req, rep, field, limit_cfg}
+
 const gateway_route_t gateway_routes[] = {
-    {"GET", "/v1/areas/{code}", "public", "registry", "registry.GetArea", REG(get_area_request),
-     REG(area)},
-    {"GET", "/v1/areas", "public", "registry", "registry.ListAreas", REG(list_areas_request),
-     REG(list_areas_reply)},
-    {"POST", "/v1/auth/login", "public", "registry", "registry.Login", REG(login_request),
-     REG(login_reply)},
-    {"POST", "/v1/auth/logout", "user", "registry", "registry.Logout", REG(logout_request),
-     REG(logout_reply)},
-    {"GET", "/v1/me", "user", "registry", "registry.Me", REG(me_request), REG(user)},
-    {"POST", "/v1/staff", ADMINS, "registry", "registry.CreateStaff", REG(create_staff_request),
-     REG(user)},
-    {"GET", "/v1/staff/{id}", ADMINS, "registry", "registry.GetStaff", REG(get_staff_request),
-     REG(user)},
-    {"GET", "/v1/staff", ADMINS, "registry", "registry.ListStaff", REG(list_staff_request),
-     REG(list_staff_reply)},
-    {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+    R("GET", "/v1/areas/{code}", "public", "registry", "registry.GetArea", REG(get_area_request),
+     REG(area)),
+    R("GET", "/v1/areas", "public", "registry", "registry.ListAreas", REG(list_areas_request),
+     REG(list_areas_reply)),
+    R("POST", "/v1/auth/login", "public", "registry", "registry.Login", REG(login_request),
+     REG(login_reply)),
+    R("POST", "/v1/auth/logout", "user", "registry", "registry.Logout", REG(logout_request),
+     REG(logout_reply)),
+    R("GET", "/v1/me", "user", "registry", "registry.Me", REG(me_request), REG(user)),
+    R("POST", "/v1/staff", ADMINS, "registry", "registry.CreateStaff", REG(create_staff_request),
+     REG(user)),
+    R("GET", "/v1/staff/{id}", ADMINS, "registry", "registry.GetStaff", REG(get_staff_request),
+     REG(user)),
+    R("GET", "/v1/staff", ADMINS, "registry", "registry.ListStaff", REG(list_staff_request),
+     REG(list_staff_reply)),
+    // ---- volunteers
+    // ---- organisations and teams
+    // ---- residents
+    // ---- imports
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 size_t

@@ -16,6 +16,10 @@ typedef struct {
     const char *rpc;                           //  "registry.GetArea"
     const ProtobufCMessageDescriptor *request; //  built from path, query and body
     const ProtobufCMessageDescriptor *reply;   //  rendered as the JSON answer
+    const char *raw_body;                      //  bytes field the raw body fills (e.g. CSV);
+                                               //  NULL: the body is JSON
+    const char *max_body_cfg;                  //  config entry of this route's body limit;
+                                               //  NULL: LINLI_MAX_BODY_BYTES
 } gateway_route_t;
 
 //  The table, ended by a {NULL} entry.

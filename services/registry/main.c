@@ -1,6 +1,5 @@
 //  linli-registry: config -> registry actor -> wait for SIGTERM -> destroy.
-//  `linli-registry migrate` applies migrations; `seed-demo` also loads the
-//  demo city's areas.
+//  Other commands are tools that run once and exit (see s_tools).
 #include <czmq.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,13 +7,58 @@
 #include "linli_log.h"
 #include "registry_service.h"
 
+//  A tool: runs with the stores open and the schema current. 0 on success.
+typedef int(s_tool_fn)(registry_t *reg, const linli_config_t *config, int argc, char **argv);
+
+static int
+s_migrate(registry_t *reg, const linli_config_t *config, int argc, char **argv)
+{
+    (void)reg;
+    (void)config;
+    (void)argc;
+    (void)argv;
+    return 0; //  registry_prepare did it
+}
+
+static int
+s_seed_demo(registry_t *reg, const linli_config_t *config, int argc, char **argv)
+{
+    (void)config;
+    (void)argc;
+    (void)argv;
+    if (registry_store_load_demo_areas(reg->store))
+        return -1;
+    // ---- import runner: demo volunteers here
+    return 0;
+}
+
+static const struct {
+    const char *name;  //  the command word
+    s_tool_fn *fn;     //  what it runs
+    const char *help;  //  one line
+} s_tools[] = {
+    {"migrate", s_migrate, "apply migrations, create the city and bootstrap admin, exit"},
+    {"seed-demo", s_seed_demo, "migrate, then load the demo city (idempotent)"},
+    // ---- import runner: tools here
+    // ---- read model: tools here
+    {NULL, NULL, NULL},
+};
+
 int
 main(int argc, char **argv)
 {
     const linli_cfg_entry_t *const tables[] = {linli_cfg_common, registry_cfg, NULL};
     const char *command = argc > 1 ? argv[1] : "serve";
-    if (strcmp(command, "serve") && strcmp(command, "migrate") && strcmp(command, "seed-demo")) {
-        printf("usage: linli-registry [serve|migrate|seed-demo]\nEnvironment:\n");
+    int tool = -1;
+    for (int i = 0; s_tools[i].name; i++)
+        if (!strcmp(command, s_tools[i].name))
+            tool = i;
+    if (tool < 0 && strcmp(command, "serve")) {
+        printf("usage: linli-registry [serve | COMMAND ...]\n  serve: run the service "
+               "(default)\n");
+        for (int i = 0; s_tools[i].name; i++)
+            printf("  %s: %s\n", s_tools[i].name, s_tools[i].help);
+        printf("Environment:\n");
         linli_config_print_help(tables);
         return strcmp(command, "--help") ? 2 : 0;
     }
@@ -29,12 +73,12 @@ main(int argc, char **argv)
     linli_config_log(config);
 
     int rc = 0;
-    if (strcmp(command, "serve")) {
+    if (tool >= 0) {
         registry_t reg;
         rc = 1;
         if (registry_open(&reg, config) == 0) {
             if (registry_prepare(&reg, config) == 0 &&
-                (!strcmp(command, "migrate") || registry_store_load_demo_areas(reg.store) == 0))
+                s_tools[tool].fn(&reg, config, argc - 2, argv + 2) == 0)
                 rc = 0;
             registry_close(&reg);
         }

@@ -21,7 +21,11 @@ typedef struct {
 //  The registry's configuration entries.
 extern const linli_cfg_entry_t registry_cfg[];
 
-//  The registry's methods, {NULL}-ended.
-extern const linli_route_t registry_routes[];
+//  Each module's methods, {NULL}-ended (registry_handlers.c, registry_volunteers.c, …).
+extern const linli_route_t registry_account_routes[];
+
+//  Every method of the registry: the modules' tables merged, {NULL}-ended.
+//  Built once, never freed (static storage).
+const linli_route_t *registry_routes(void);
 
 #endif

@@ -471,7 +471,7 @@ s_list_staff(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
 
 #define REG(name) &linli__registry__##name##__descriptor
 
-const linli_route_t registry_routes[] = {
+const linli_route_t registry_account_routes[] = {
     {"registry.GetArea", REG(get_area_request), s_get_area},
     {"registry.ListAreas", REG(list_areas_request), s_list_areas},
     {"registry.Login", REG(login_request), s_login},

@@ -205,7 +205,7 @@ registry_service_actor(zsock_t *pipe, void *args)
         .credit = (int)linli_config_int(self.config, "LINLI_WORKER_CREDIT"),
         .heartbeat_ms = (int)linli_config_int(self.config, "LINLI_HEARTBEAT_MS"),
         .liveness = 3,
-        .routes = registry_routes,
+        .routes = registry_routes(),
         .handler_self = &self.reg,
     };
     self.worker = self.relay ? linli_worker_new(loop, &opts) : NULL;
@@ -215,9 +215,13 @@ registry_service_actor(zsock_t *pipe, void *args)
         zloop_reader(loop, pipe, s_on_pipe, &self);
         zloop_timer(loop, 50, 0, s_on_relay, &self);
         zloop_timer(loop, 60000, 0, s_on_housekeeping, &self);
+        // ---- import runner: start here
+        // ---- read model: start here
         linli_info("registry serving on %s", opts.endpoints);
         zloop_start(loop);
     }
+    // ---- read model: stop here
+    // ---- import runner: stop here
     linli_worker_destroy(&self.worker);
     linli_relay_destroy(&self.relay);
     zloop_destroy(&loop);
