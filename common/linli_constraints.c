@@ -29,6 +29,13 @@
 
 //  An area code of any level.
 #define S_AREA "[0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{9}|[0-9]{12}"
+//  A community's code (12 digits).
+#define S_COMMUNITY "[0-9]{12}"
+//  A skill tag; a free-time slot (day and part of day).
+#define S_SKILL "[a-z][a-z0-9_]{0,31}"
+#define S_SLOT "(mon|tue|wed|thu|fri|sat|sun)_(am|pm|eve)"
+#define S_VSTATUS "pending|verified|suspended|left"
+#define S_POLITICAL "party_member|probationary_member|league_member|masses|other"
 //  A record id: a positive decimal number.
 #define S_ID "[1-9][0-9]{0,17}"
 
@@ -69,6 +76,50 @@ const linli_constraint_t linli_constraints[] = {
     {.message = "linli.registry.ListStaffRequest", .field = "limit", .min = 1, .max = 500},
     {.message = "linli.registry.LoginRequest", .field = "password", .min_len = 1, .max_len = 128},
     {.message = "linli.registry.LoginRequest", .field = "phone", .min_len = 1, .max_len = 20},
+
+    //  proto/linli/registry.proto: volunteers
+    {.message = "linli.registry.GetVolunteerRequest", .field = "id", .pattern = S_ID},
+    {.message = "linli.registry.JoinCodeRequest", .field = "code", .pattern = S_COMMUNITY},
+    {.message = "linli.registry.ListVolunteersRequest", .field = "area", .pattern = S_AREA},
+    {.message = "linli.registry.ListVolunteersRequest", .field = "cursor", .pattern = S_ID},
+    {.message = "linli.registry.ListVolunteersRequest", .field = "limit", .min = 1, .max = 500},
+    {.message = "linli.registry.ListVolunteersRequest", .field = "q", .min_len = 1, .max_len = 64},
+    {.message = "linli.registry.ListVolunteersRequest", .field = "skill", .pattern = S_SKILL},
+    {.message = "linli.registry.ListVolunteersRequest", .field = "status", .one_of = S_VSTATUS},
+    {.message = "linli.registry.SetVolunteerStatusRequest", .field = "id", .pattern = S_ID},
+    {.message = "linli.registry.SetVolunteerStatusRequest", .field = "reason", .max_len = 256},
+    {.message = "linli.registry.SetVolunteerStatusRequest",
+     .field = "status",
+     .one_of = "verified|suspended|left"},
+    {.message = "linli.registry.SignUpRequest", .field = "community", .pattern = S_COMMUNITY},
+    {.message = "linli.registry.SignUpRequest", .field = "free_slots", .max_len = 21,
+     .pattern = S_SLOT},
+    {.message = "linli.registry.SignUpRequest", .field = "gender", .one_of = "male|female"},
+    {.message = "linli.registry.SignUpRequest", .field = "id_number", .min_len = 1,
+     .max_len = 32},
+    {.message = "linli.registry.SignUpRequest", .field = "join_code", .min_len = 1,
+     .max_len = 256},
+    {.message = "linli.registry.SignUpRequest", .field = "name", .min_len = 1, .max_len = 64},
+    {.message = "linli.registry.SignUpRequest", .field = "password", .min_len = 8,
+     .max_len = 128},
+    {.message = "linli.registry.SignUpRequest", .field = "phone", .min_len = 1, .max_len = 20},
+    {.message = "linli.registry.SignUpRequest", .field = "political_status", .one_of = S_POLITICAL},
+    {.message = "linli.registry.SignUpRequest", .field = "skills", .max_len = 32,
+     .pattern = S_SKILL},
+    {.message = "linli.registry.UpdateVolunteerRequest", .field = "community",
+     .pattern = S_COMMUNITY},
+    {.message = "linli.registry.UpdateVolunteerRequest", .field = "free_slots", .max_len = 21,
+     .pattern = S_SLOT},
+    {.message = "linli.registry.UpdateVolunteerRequest", .field = "gender",
+     .one_of = "male|female"},
+    {.message = "linli.registry.UpdateVolunteerRequest", .field = "id", .pattern = S_ID},
+    {.message = "linli.registry.UpdateVolunteerRequest", .field = "name", .min_len = 1,
+     .max_len = 64},
+    {.message = "linli.registry.UpdateVolunteerRequest", .field = "political_status",
+     .one_of = S_POLITICAL},
+    {.message = "linli.registry.UpdateVolunteerRequest", .field = "skills", .max_len = 32,
+     .pattern = S_SKILL},
+    {.message = "linli.registry.VerifyVolunteerRequest", .field = "id", .pattern = S_ID},
 
     {.message = NULL},
 };

@@ -102,18 +102,10 @@ linli_idem_begin(linli_pg_t *pg, linli_request_t *request, linli_idem_t *idem)
     return LINLI_IDEM_REPLAYED;
 }
 
-int
-linli_idem_commit(linli_idem_t *idem, linli_request_t *request, int status,
-                  const ProtobufCMessage *body)
+//  Store packed (len bytes) as the key's reply, if keyed, and commit. 0 or -1.
+static int
+s_store_and_commit(linli_idem_t *idem, int status, const uint8_t *packed, size_t len)
 {
-    size_t len = body ? protobuf_c_message_get_packed_size(body) : 0;
-    uint8_t *packed = malloc(len ? len : 1);
-    if (!packed) {
-        linli_pg_rollback(idem->pg);
-        return linli_fail(request, 503, "overloaded", "out of memory");
-    }
-    if (body)
-        protobuf_c_message_pack(body, packed);
     if (idem->keyed) {
         size_t elen = 0;
         PGconn *conn = linli_pg_conn(idem->pg);
@@ -129,12 +121,49 @@ linli_idem_commit(linli_idem_t *idem, linli_request_t *request, int status,
         if (escaped)
             PQfreemem(escaped);
         if (rc) {
-            free(packed);
             linli_pg_rollback(idem->pg);
-            return linli_fail(request, 503, "store_unavailable", "the store is unavailable");
+            return -1;
         }
     }
-    if (linli_pg_commit(idem->pg)) {
+    return linli_pg_commit(idem->pg);
+}
+
+//  Pack body into a new buffer (caller frees); NULL when out of memory.
+static uint8_t *
+s_pack(const ProtobufCMessage *body, size_t *len)
+{
+    *len = body ? protobuf_c_message_get_packed_size(body) : 0;
+    uint8_t *packed = malloc(*len ? *len : 1);
+    if (packed && body)
+        protobuf_c_message_pack(body, packed);
+    return packed;
+}
+
+int
+linli_idem_finish(linli_idem_t *idem, int status, const ProtobufCMessage *body)
+{
+    size_t len;
+    uint8_t *packed = s_pack(body, &len);
+    if (!packed) {
+        linli_pg_rollback(idem->pg);
+        return -1;
+    }
+    int rc = s_store_and_commit(idem, status, packed, len);
+    free(packed);
+    return rc;
+}
+
+int
+linli_idem_commit(linli_idem_t *idem, linli_request_t *request, int status,
+                  const ProtobufCMessage *body)
+{
+    size_t len;
+    uint8_t *packed = s_pack(body, &len);
+    if (!packed) {
+        linli_pg_rollback(idem->pg);
+        return linli_fail(request, 503, "overloaded", "out of memory");
+    }
+    if (s_store_and_commit(idem, status, packed, len)) {
         free(packed);
         return linli_fail(request, 503, "store_unavailable", "the change could not be committed");
     }

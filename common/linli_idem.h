@@ -41,6 +41,11 @@ linli_idem_rc_t linli_idem_begin(linli_pg_t *pg, linli_request_t *request, linli
 int linli_idem_commit(linli_idem_t *idem, linli_request_t *request, int status,
                       const ProtobufCMessage *body);
 
+//  Store the reply with the key and commit, without answering: for a handler
+//  whose answer carries more than may be stored (a login token). 0 or -1
+//  (rolled back; nothing changed).
+int linli_idem_finish(linli_idem_t *idem, int status, const ProtobufCMessage *body);
+
 //  Roll back and answer an error. Returns 0.
 int linli_idem_abort(linli_idem_t *idem, linli_request_t *request, int status, const char *code,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));

@@ -8,6 +8,7 @@
 #include "linli/registry.pb-c.h"
 
 #define ADMINS "city_admin|district_admin|street_admin"
+#define STAFF "city_admin|district_admin|street_admin|community_worker"
 
 #define REG(name) &linli__registry__##name##__descriptor
 
@@ -34,6 +35,20 @@ const gateway_route_t gateway_routes[] = {
     R("GET", "/v1/staff", ADMINS, "registry", "registry.ListStaff", REG(list_staff_request),
      REG(list_staff_reply)),
     // ---- volunteers
+    R("POST", "/v1/volunteers", "public", "registry", "registry.SignUp", REG(sign_up_request),
+      REG(sign_up_reply)),
+    R("GET", "/v1/volunteers/{id}", "user", "registry", "registry.GetVolunteer",
+      REG(get_volunteer_request), REG(volunteer)),
+    R("PATCH", "/v1/volunteers/{id}", "user", "registry", "registry.UpdateVolunteer",
+      REG(update_volunteer_request), REG(volunteer)),
+    R("POST", "/v1/volunteers/{id}/verify", STAFF, "registry", "registry.VerifyVolunteer",
+      REG(verify_volunteer_request), REG(volunteer)),
+    R("POST", "/v1/volunteers/{id}/status", "user", "registry", "registry.SetVolunteerStatus",
+      REG(set_volunteer_status_request), REG(volunteer)),
+    R("GET", "/v1/volunteers", STAFF, "registry", "registry.ListVolunteers",
+      REG(list_volunteers_request), REG(list_volunteers_reply)),
+    R("GET", "/v1/areas/{code}/join-code", STAFF, "registry", "registry.JoinCode",
+      REG(join_code_request), REG(join_code_reply)),
     // ---- organisations and teams
     // ---- residents
     // ---- imports

@@ -16,6 +16,7 @@ typedef struct {
     int login_failures;      //  wrong passwords per phone per window before 429
     int login_window_s;      //  that window
     int login_per_addr;      //  login attempts per client address per window
+    int signup_per_addr;        //  self sign-ups per client address per hour
 } registry_t;
 
 //  The registry's configuration entries.
@@ -23,6 +24,7 @@ extern const linli_cfg_entry_t registry_cfg[];
 
 //  Each module's methods, {NULL}-ended (registry_handlers.c, registry_volunteers.c, …).
 extern const linli_route_t registry_account_routes[];
+extern const linli_route_t registry_volunteer_routes[];
 
 //  Every method of the registry: the modules' tables merged, {NULL}-ended.
 //  Built once, never freed (static storage).

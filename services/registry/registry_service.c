@@ -25,6 +25,8 @@ const linli_cfg_entry_t registry_cfg[] = {
     {"LINLI_LOGIN_WINDOW_S", LINLI_CFG_INT, "60", 1, 86400, false, "the login rate-limit window"},
     {"LINLI_LOGIN_PER_ADDR", LINLI_CFG_INT, "60", 1, 100000, false,
      "login attempts per client address within the window"},
+    {"LINLI_SIGNUP_PER_ADDR", LINLI_CFG_INT, "20", 1, 1000000, false,
+     "volunteer self sign-ups per client address per hour"},
     {"LINLI_BOOTSTRAP_ADMIN_PHONE", LINLI_CFG_STRING, "", 0, 0, true,
      "phone of the first city admin, created at start if missing"},
     {"LINLI_BOOTSTRAP_ADMIN_PASSWORD", LINLI_CFG_STRING, "", 0, 0, true,
@@ -68,6 +70,7 @@ registry_open(registry_t *reg, const linli_config_t *config)
     reg->login_failures = (int)linli_config_int(config, "LINLI_LOGIN_MAX_FAILURES");
     reg->login_window_s = (int)linli_config_int(config, "LINLI_LOGIN_WINDOW_S");
     reg->login_per_addr = (int)linli_config_int(config, "LINLI_LOGIN_PER_ADDR");
+    reg->signup_per_addr = (int)linli_config_int(config, "LINLI_SIGNUP_PER_ADDR");
     if (!reg->pg || !reg->redis || !reg->store) {
         registry_close(reg);
         return -1;

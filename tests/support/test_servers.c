@@ -175,8 +175,8 @@ ts_bin(const char *name, char *buf, size_t cap)
     return buf;
 }
 
-static const char *
-s_pg_bindir(void)
+const char *
+ts_pg_bindir(void)
 {
     static char dir[256];
     if (*dir)
@@ -353,7 +353,7 @@ static int
 s_pg_ctl(ts_pg_t *self, const char *action)
 {
     char bin[300], data[300], log[300], opts[512];
-    snprintf(bin, sizeof bin, "%s/pg_ctl", s_pg_bindir());
+    snprintf(bin, sizeof bin, "%s/pg_ctl", ts_pg_bindir());
     snprintf(data, sizeof data, "%s/data", self->dir);
     snprintf(log, sizeof log, "%s/pg.log", self->dir);
     snprintf(opts, sizeof opts,
@@ -389,7 +389,7 @@ ts_pg_start(ts_pg_t *self)
     }
     self->port = ts_free_port();
     char bin[300], data[300];
-    snprintf(bin, sizeof bin, "%s/initdb", s_pg_bindir());
+    snprintf(bin, sizeof bin, "%s/initdb", ts_pg_bindir());
     snprintf(data, sizeof data, "%s/data", self->dir);
     const char *argv[] = {
         bin,         "-D", data, "-U", "linli", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8",

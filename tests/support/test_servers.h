@@ -80,6 +80,9 @@ int ts_kill(pid_t pid, int sig);
 //  Path of a binary built by this build (e.g. "linli-gateway").
 const char *ts_bin(const char *name, char *buf, size_t cap);
 
+//  Folder of the PostgreSQL server binaries (initdb, pg_ctl, pg_dump).
+const char *ts_pg_bindir(void);
+
 //  Sweep every server left under ts_root() (the fixture's cleanup).
 void ts_sweep(void);
 
