@@ -15,15 +15,27 @@
 //  Longest schema name PostgreSQL keeps (NAMEDATALEN - 1).
 #define S_SCHEMA_MAX 63
 
+//  A statement prepared on one connection (open addressing by SQL hash).
+//  Parsing and planning every statement again costs more than running many
+//  of them, so each distinct SQL text is prepared once per connection.
+#define S_PREPARED_MAX 256
+typedef struct {
+    char *sql;           //  owned copy; NULL: free slot
+    uint64_t hash;       //  FNV-1a of sql
+    uint64_t generation; //  the connection it was prepared on
+    bool failed;         //  preparing failed: always run it unprepared
+} s_prepared_t;
+
 struct linli_pg_t {
-    char *dsn;                     //  owned; never logged (may hold a password)
-    char schema[S_SCHEMA_MAX + 1]; //  validated [a-z_][a-z0-9_]*, "" when none
-    int statement_timeout_ms;      //  set on every new connection; 0 = none
-    PGconn *conn;                  //  owned; NULL until the first use
-    bool in_tx;                    //  a BEGIN of ours is open
-    bool failing;                  //  in a failure burst: already logged
-    int64_t next_attempt_ms;       //  monotonic time before which we do not retry
-    uint64_t generation;           //  bumped on every successful connect
+    char *dsn;                             //  owned; never logged (may hold a password)
+    char schema[S_SCHEMA_MAX + 1];         //  validated [a-z_][a-z0-9_]*, "" when none
+    int statement_timeout_ms;              //  set on every new connection; 0 = none
+    PGconn *conn;                          //  owned; NULL until the first use
+    bool in_tx;                            //  a BEGIN of ours is open
+    bool failing;                          //  in a failure burst: already logged
+    int64_t next_attempt_ms;               //  monotonic time before which we do not retry
+    uint64_t generation;                   //  bumped on every successful connect
+    s_prepared_t prepared[S_PREPARED_MAX]; //  statements prepared on the connection
 };
 
 int64_t
@@ -114,6 +126,8 @@ linli_pg_destroy(linli_pg_t **self_p)
     linli_pg_t *self = *self_p;
     if (self->conn)
         PQfinish(self->conn);
+    for (size_t i = 0; i < S_PREPARED_MAX; i++)
+        free(self->prepared[i].sql);
     free(self->dsn);
     free(self);
     *self_p = NULL;
@@ -216,6 +230,60 @@ s_log_failure(PGconn *conn, const PGresult *res, const char *sql)
                   state ? state : "conn", stmt);
 }
 
+//  Run sql on conn as a statement prepared on this connection, preparing it
+//  on first use; unprepared when the cache is full or preparing failed (the
+//  plain run then reports the error as usual).
+static PGresult *
+s_run(linli_pg_t *self, PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *c = sql; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    s_prepared_t *slot = NULL;
+    size_t i = (size_t)(h % S_PREPARED_MAX);
+    for (size_t probe = 0; probe < S_PREPARED_MAX; probe++, i = (i + 1) % S_PREPARED_MAX) {
+        s_prepared_t *p = &self->prepared[i];
+        if (!p->sql || (p->hash == h && !strcmp(p->sql, sql))) {
+            slot = p;
+            break;
+        }
+    }
+    if (!slot || (slot->sql && slot->failed))
+        return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    char name[24];
+    snprintf(name, sizeof name, "l%zu", (size_t)(slot - self->prepared));
+    if (!slot->sql || slot->generation != self->generation) {
+        if (!slot->sql) {
+            slot->sql = strdup(sql);
+            if (!slot->sql)
+                return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+            slot->hash = h;
+        }
+        PGresult *prep = PQprepare(conn, name, sql, nparams, NULL);
+        bool ok = PQresultStatus(prep) == PGRES_COMMAND_OK;
+        PQclear(prep);
+        if (!ok) {
+            //  A bad statement, or one that cannot be prepared: run it plainly
+            //  from now on (an aborted transaction also lands here: the plain
+            //  run then reports that).
+            slot->failed = PQstatus(conn) == CONNECTION_OK && !self->in_tx;
+            return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        }
+        slot->generation = self->generation;
+    }
+    PGresult *res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (state && !strcmp(state, "0A000") && !self->in_tx) {
+        //  "cached plan must not change result type" after a schema change:
+        //  prepare it again next time.
+        slot->generation = 0;
+        char dealloc[48];
+        snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", name);
+        PQclear(PQexec(conn, dealloc));
+    }
+    return res;
+}
+
 PGresult *
 linli_pg_exec_state(linli_pg_t *self, const char *sql, int nparams, const char *const *params,
                     char sqlstate[6])
@@ -228,7 +296,7 @@ linli_pg_exec_state(linli_pg_t *self, const char *sql, int nparams, const char *
         PGconn *conn = linli_pg_conn(self);
         if (!conn)
             return NULL;
-        PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        PGresult *res = s_run(self, conn, sql, nparams, params);
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_COPY_IN)
             return res;

@@ -38,6 +38,8 @@ export LINLI_REDIS_PORT=$redis_port LINLI_HTTP_PORT=$http_port LINLI_LOG_LEVEL=w
 export LINLI_PG_DSN="host=127.0.0.1 port=$pg_port dbname=linli user=linli"
 export LINLI_BROKER_BIND="tcp://127.0.0.1:$broker_port" LINLI_BROKER_ENDPOINTS="tcp://127.0.0.1:$broker_port"
 export LINLI_PII_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+export LINLI_BOOTSTRAP_ADMIN_PHONE=13800000000 LINLI_BOOTSTRAP_ADMIN_PASSWORD=bench-admin-1
+export LINLI_SIGNUP_PER_ADDR=1000000
 "$build/linli-registry" seed-demo 2>"$work/seed.log"
 "$build/linli-gateway" 2>"$work/gateway.log" & pids+=($!)
 "$build/linli-registry" 2>"$work/registry.log" & pids+=($!)
@@ -57,6 +59,27 @@ run_wrk() { # path -> "rps p50 p99"
 }
 read -r h_rps h_p50 h_p99 < <(run_wrk /healthz)
 read -r a_rps a_p50 a_p99 < <(run_wrk /v1/areas/420102)
+
+# Volunteers: a staff token, one volunteer to read, then sign-ups (argon2id-bound).
+admin_token=$(curl -fs -X POST "http://127.0.0.1:$http_port/v1/auth/login" \
+    -d "{\"phone\":\"$LINLI_BOOTSTRAP_ADMIN_PHONE\",\"password\":\"$LINLI_BOOTSTRAP_ADMIN_PASSWORD\"}" |
+    sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+vol_id=$(curl -fs -X POST "http://127.0.0.1:$http_port/v1/volunteers" -H "Authorization: Bearer $admin_token" \
+    -d '{"name":"读者","id_number":"11010519491231002X","phone":"13600000000","community":"420102001001"}' |
+    sed -n 's/.*"volunteer":{"id":"\([0-9]*\)".*/\1/p')
+run_wrk_auth() { # path -> "rps p50 p99"
+    local out; out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $admin_token" \
+        "http://127.0.0.1:$http_port$1")
+    echo "$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}') \
+$(echo "$out" | awk '$1=="50%" {print $2}' | to_ms) $(echo "$out" | awk '$1=="99%" {print $2}' | to_ms)"
+}
+read -r v_rps v_p50 v_p99 < <(run_wrk_auth "/v1/volunteers/$vol_id")
+s_out=$(wrk -t2 -c4 -d"${secs}s" --latency -s "$root/tests/bench/signup.lua" "http://127.0.0.1:$http_port")
+s_rps=$(echo "$s_out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
+s_p50=$(echo "$s_out" | awk '$1=="50%" {print $2}' | to_ms)
+s_p99=$(echo "$s_out" | awk '$1=="99%" {print $2}' | to_ms)
+s_non2xx=$(echo "$s_out" | awk '/Non-2xx/ {print $5}')
+argon_ms=$("$build/tests/bench_argon2" "${LINLI_ARGON2_OPS:-2}" "${LINLI_ARGON2_MEM_KB:-65536}")
 redis_rps=$(redis-benchmark -p "$redis_port" -t get -n 200000 -c "$conns" -q | tr '\r' '\n' |
     awk '/^GET: [0-9]/ {v=$2} END {printf "%.0f", v}')
 as_pg "$pgbin/pgbench" -h 127.0.0.1 -p "$pg_port" -U linli -i -q linli >/dev/null 2>&1
@@ -68,6 +91,10 @@ printf '%-24s %10s %9s %9s\n' "" "req/s" "p50 ms" "p99 ms"
 printf '%-24s %10s %9s %9s\n' "GET /healthz" "$h_rps" "$h_p50" "$h_p99"
 printf '%-24s %10s %9s %9s\n' "GET /v1/areas/420102" "$a_rps" "$a_p50" "$a_p99"
 awk -v a="$a_rps" -v h="$h_rps" 'BEGIN {printf "areas / healthz        %10.2f   (target >= 0.50; p99 target <= 5 ms)\n", a/h}'
+printf '%-24s %10s %9s %9s\n' "GET /v1/volunteers/{id}" "$v_rps" "$v_p50" "$v_p99"
+awk -v a="$v_rps" -v h="$h_rps" 'BEGIN {printf "volunteer / healthz    %10.2f   (target >= 0.50)\n", a/h}'
+printf '%-24s %10s %9s %9s   (non-2xx: %s)\n' "POST /v1/volunteers" "$s_rps" "$s_p50" "$s_p99" "${s_non2xx:-0}"
+awk -v ms="$argon_ms" 'BEGIN {printf "one argon2id hash       %9.2f ms -> at most %.0f sign-ups/s per core\n", ms, 1000/ms}'
 printf '%-24s %10s\n' "raw Redis GET" "$redis_rps"
 printf '%-24s %10s\n' "raw PostgreSQL select" "$pg_tps"
 awk -v a="$a_rps" -v r="$redis_rps" -v p="$pg_tps" 'BEGIN {printf "areas / raw Redis      %10.2f\nareas / raw PostgreSQL %10.2f\n", a/r, a/p}'
