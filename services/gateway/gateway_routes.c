@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "linli/registry.pb-c.h"
+#include "linli/registry_orgs.pb-c.h"
 
 #define ADMINS "city_admin|district_admin|street_admin"
 #define STAFF "city_admin|district_admin|street_admin|community_worker"
@@ -50,7 +51,34 @@ const gateway_route_t gateway_routes[] = {
     R("GET", "/v1/areas/{code}/join-code", STAFF, "registry", "registry.JoinCode",
       REG(join_code_request), REG(join_code_reply)),
     // ---- organisations and teams
+    R("POST", "/v1/organizations", STAFF, "registry", "registry.CreateOrganization",
+      REG(create_organization_request), REG(organization)),
+    R("GET", "/v1/organizations", "user", "registry", "registry.ListOrganizations",
+      REG(list_organizations_request), REG(list_organizations_reply)),
+    R("GET", "/v1/organizations/{id}", "user", "registry", "registry.GetOrganization",
+      REG(get_organization_request), REG(organization)),
+    R("PATCH", "/v1/organizations/{id}", STAFF, "registry", "registry.UpdateOrganization",
+      REG(update_organization_request), REG(organization)),
+    R("DELETE", "/v1/organizations/{id}", STAFF, "registry", "registry.DissolveOrganization",
+      REG(dissolve_organization_request), REG(organization)),
+    R("POST", "/v1/organizations/{id}/members", "user", "registry", "registry.AddOrgMember",
+      REG(add_org_member_request), REG(organization_member)),
+    R("GET", "/v1/organizations/{id}/members", "user", "registry", "registry.ListOrgMembers",
+      REG(list_org_members_request), REG(list_org_members_reply)),
+    R("DELETE", "/v1/organizations/{id}/members/{volunteer_id}", "user", "registry",
+      "registry.RemoveOrgMember", REG(remove_org_member_request), REG(remove_org_member_reply)),
+    R("GET", "/v1/volunteers/{id}/organizations", "user", "registry",
+      "registry.VolunteerOrganizations", REG(volunteer_organizations_request),
+      REG(volunteer_organizations_reply)),
     // ---- residents
+    R("POST", "/v1/residents", STAFF, "registry", "registry.CreateResident",
+      REG(create_resident_request), REG(resident)),
+    R("GET", "/v1/residents", STAFF, "registry", "registry.ListResidents",
+      REG(list_residents_request), REG(list_residents_reply)),
+    R("GET", "/v1/residents/{id}", "user", "registry", "registry.GetResident",
+      REG(get_resident_request), REG(resident)),
+    R("PATCH", "/v1/residents/{id}", STAFF, "registry", "registry.UpdateResident",
+      REG(update_resident_request), REG(resident)),
     // ---- imports
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };

@@ -24,6 +24,8 @@ extern const linli_cfg_entry_t registry_cfg[];
 
 //  Each module's methods, {NULL}-ended (registry_handlers.c, registry_volunteers.c, …).
 extern const linli_route_t registry_account_routes[];
+extern const linli_route_t registry_org_routes[];      //  registry_orgs.c
+extern const linli_route_t registry_resident_routes[]; //  registry_residents.c
 extern const linli_route_t registry_volunteer_routes[];
 
 //  Every method of the registry: the modules' tables merged, {NULL}-ended.
