@@ -9,7 +9,7 @@
 
 #include "linli_pg.h"
 
-#define REGISTRY_MAX_GRANTS 16
+#define REGISTRY_MAX_GRANTS 32
 
 typedef struct {
     char code[16];   //  12 digits at most
@@ -23,7 +23,7 @@ typedef struct {
 
 typedef struct {
     char role[32];
-    char scope[16];
+    char scope[32]; //  an area code, or "org:<id>"
 } registry_grant_t;
 
 typedef struct {

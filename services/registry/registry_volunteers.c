@@ -313,10 +313,41 @@ s_sign_up(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
 
 // ---------------------------------------------------------------- read, update
 
-//  Load a volunteer the caller may see; answers 404 (or 503) itself and returns -1.
+//  True when the caller leads, now, an active organisation the volunteer
+//  belongs to (its session holds the org_leader grant, and the database
+//  still names it leader). -1 when the store failed.
+static int
+s_leads_member(registry_t *self, const Linli__Caller *caller, int64_t volunteer)
+{
+    bool has_grant = false;
+    for (size_t i = 0; i < caller->n_grants; i++)
+        if (!strcmp(caller->grants[i]->role, "org_leader"))
+            has_grant = true;
+    int64_t leader = s_parse_id(caller->user_id);
+    if (!has_grant || !leader)
+        return 0;
+    char vid[24], lid[24];
+    snprintf(vid, sizeof vid, "%" PRId64, volunteer);
+    snprintf(lid, sizeof lid, "%" PRId64, leader);
+    const char *params[] = {vid, lid};
+    PGresult *res = linli_pg_exec(self->pg,
+                                  "SELECT 1 FROM org_members m JOIN organizations o "
+                                  "ON o.id = m.org_id WHERE m.account_id = $1::bigint "
+                                  "AND o.leader_id = $2::bigint AND o.status = 'active' LIMIT 1",
+                                  2, params);
+    if (!res)
+        return -1;
+    int rc = PQntuples(res) > 0;
+    PQclear(res);
+    return rc;
+}
+
+//  Load a volunteer the caller may see: the person and covering staff always,
+//  the leader of one of its organisations when allow_leader (masked). Answers
+//  404 (or 503) itself and returns -1.
 static int
 s_load_visible(registry_t *self, linli_request_t *request, const char *id_text, bool lock,
-               registry_volunteer_t *v)
+               bool allow_leader, registry_volunteer_t *v)
 {
     const Linli__Caller *caller = linli_request_caller(request);
     int64_t id = s_parse_id(id_text);
@@ -325,14 +356,22 @@ s_load_visible(registry_t *self, linli_request_t *request, const char *id_text, 
         linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
         return -1;
     }
-    if (!found || !s_sees_whole(caller, v)) {
+    int leads = 0;
+    if (found && !s_sees_whole(caller, v) && allow_leader)
+        leads = s_leads_member(self, caller, v->id);
+    if (leads < 0) {
+        linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+        return -1;
+    }
+    if (!found || (!s_sees_whole(caller, v) && !leads)) {
         linli_fail(request, 404, "volunteer_not_found", "no such volunteer");
         return -1;
     }
     return 0;
 }
 
-//  registry.GetVolunteer: the person, or staff covering its community.
+//  registry.GetVolunteer: the person and staff covering its community see it
+//  whole; the leader of one of its organisations sees it masked.
 static int
 s_get(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
 {
@@ -340,7 +379,7 @@ s_get(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     const Linli__Registry__GetVolunteerRequest *req =
         (const Linli__Registry__GetVolunteerRequest *)msg;
     registry_volunteer_t v;
-    if (s_load_visible(self, request, req->id, false, &v))
+    if (s_load_visible(self, request, req->id, false, true, &v))
         return 0;
     s_view_t view;
     s_view(&v, linli_request_caller(request), &view);
@@ -374,7 +413,7 @@ s_update(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     if (linli_idem_begin(self->pg, request, &idem) != LINLI_IDEM_NEW)
         return 0;
     registry_volunteer_t v;
-    if (s_load_visible(self, request, req->id, true, &v)) {
+    if (s_load_visible(self, request, req->id, true, false, &v)) {
         linli_pg_rollback(self->pg);
         return 0;
     }
@@ -460,7 +499,7 @@ s_change_status(registry_t *self, linli_request_t *request, const char *id, cons
     if (linli_idem_begin(self->pg, request, &idem) != LINLI_IDEM_NEW)
         return 0;
     registry_volunteer_t v;
-    if (s_load_visible(self, request, id, true, &v)) {
+    if (s_load_visible(self, request, id, true, false, &v)) {
         linli_pg_rollback(self->pg);
         return 0;
     }

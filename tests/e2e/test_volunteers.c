@@ -571,6 +571,72 @@ test_events_carry_no_personal_data(void **state)
     assert_int_equal(verified, 1);
 }
 
+// ---------------------------------------------------------------- leaders
+
+//  An organisation's leader sees its members masked, and may not change them.
+static void
+test_leader_sees_members_masked(void **state)
+{
+    (void)state;
+    char idl[19], idm[19], idx[19], leader[32], member[32], outsider[32], path[128];
+    s_id_number("420102", "19820808", 81, idl);
+    s_id_number("420102", "19830909", 82, idm);
+    s_id_number("420102", "19841010", 83, idx);
+    ts_http_reply_t r = s_sign_up(NULL, "陈队长", idl, "15000000081", C1, leader, sizeof leader);
+    assert_int_equal(r.status, 201);
+    ts_http_reply_free(&r);
+    r = s_sign_up(NULL, "褚队员", idm, "15000000082", C1, member, sizeof member);
+    assert_int_equal(r.status, 201);
+    ts_http_reply_free(&r);
+    r = s_sign_up(NULL, "卫路人", idx, "15000000083", C1, outsider, sizeof outsider);
+    assert_int_equal(r.status, 201);
+    ts_http_reply_free(&r);
+    const char *ids[] = {leader, member};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "/v1/volunteers/%s/verify", ids[i]);
+        r = s_req("POST", path, s_worker, NULL);
+        assert_int_equal(r.status, 200);
+        ts_http_reply_free(&r);
+    }
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"name\":\"一街志愿服务队\",\"area\":\"420102001\",\"type\":\"organization\","
+             "\"leader_id\":\"%s\"}",
+             leader);
+    r = s_req("POST", "/v1/organizations", s_street, body);
+    assert_int_equal(r.status, 201);
+    char org[32];
+    snprintf(org, sizeof org, "%s", json_string_value(json_object_get(r.json, "id")));
+    ts_http_reply_free(&r);
+    snprintf(path, sizeof path, "/v1/organizations/%s/members", org);
+    snprintf(body, sizeof body, "{\"volunteer_id\":\"%s\"}", member);
+    r = s_req("POST", path, s_street, body);
+    assert_int_equal(r.status, 201);
+    ts_http_reply_free(&r);
+
+    //  The grant comes with the leader's next login.
+    char *token = ts_login(&s_suite, "15000000081", "volunteer-1");
+    assert_non_null(token);
+    snprintf(path, sizeof path, "/v1/volunteers/%s", member);
+    r = s_req("GET", path, token, NULL);
+    assert_int_equal(r.status, 200);
+    const char *shown_id = json_string_value(json_object_get(r.json, "id_number"));
+    const char *shown_phone = json_string_value(json_object_get(r.json, "phone"));
+    assert_string_not_equal(shown_id, idm);
+    assert_non_null(strstr(shown_id, "********"));
+    assert_int_equal(strncmp(shown_id, idm, 6), 0);
+    assert_string_equal(shown_phone, "150****0082");
+    ts_http_reply_free(&r);
+    r = s_req("PATCH", path, token, "{\"skills\":[\"tutoring\"]}");
+    assert_int_equal(r.status, 404);
+    ts_http_reply_free(&r);
+    snprintf(path, sizeof path, "/v1/volunteers/%s", outsider);
+    r = s_req("GET", path, token, NULL);
+    assert_int_equal(r.status, 404);
+    ts_http_reply_free(&r);
+    free(token);
+}
+
 int
 main(void)
 {
@@ -581,6 +647,7 @@ main(void)
         cmocka_unit_test(test_join_code),
         cmocka_unit_test(test_pagination_stable_under_inserts),
         cmocka_unit_test(test_events_carry_no_personal_data),
+        cmocka_unit_test(test_leader_sees_members_masked),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
