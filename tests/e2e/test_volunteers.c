@@ -245,11 +245,21 @@ test_scope_matrix(void **state)
     char *other_volunteer = strdup(json_string_value(json_object_get(r.json, "token")));
     ts_http_reply_free(&r);
     char *anonymous = NULL;
+    //  A resident of the same community who may log in.
+    r = s_req("POST", "/v1/residents", s_worker,
+              "{\"name\":\"蒋奶奶\",\"community\":\"" C1 "\",\"phone\":\"15000000049\","
+              "\"care_categories\":[\"elderly_alone\"],\"consent\":true,"
+              "\"password\":\"resident-1\"}");
+    assert_int_equal(r.status, 201);
+    ts_http_reply_free(&r);
+    char *resident = ts_login(&s_suite, "15000000049", "resident-1");
+    assert_non_null(resident);
 
     //  verify is tried by the least privileged first, so the first 200 is the right one.
     s_row_t rows[] = {
         {"anonymous", &anonymous, 401, false, 401, 401},
         {"another volunteer", &other_volunteer, 404, false, 403, 403},
+        {"a resident of its community", &resident, 404, false, 403, 403},
         {"the volunteer", &self, 200, true, 403, 403},
         {"worker of another community", &s_worker_other, 404, false, 404, 403},
         {"district admin elsewhere", &s_wuchang, 404, false, 404, 403},
@@ -342,6 +352,7 @@ test_scope_matrix(void **state)
     ts_http_reply_free(&r);
     free(self);
     free(other_volunteer);
+    free(resident);
 }
 
 static void
