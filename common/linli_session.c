@@ -12,7 +12,9 @@ linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_
                      size_t cap, int64_t *expires_at_ms)
 {
     char hash[65], key[256];
-    linli_token_new(token, cap);
+    //  Without a fresh token the session would sit under the hash of "".
+    if (linli_token_new(token, cap))
+        return -1;
     linli_token_hash(token, hash);
     linli_redis_key(redis, key, sizeof key, "session:%s", hash);
     size_t len = linli__caller__get_packed_size(caller);
@@ -61,6 +63,7 @@ linli_session_delete(linli_redis_t *redis, const char *hash)
     redisReply *r = linli_redis_cmd(redis, "DEL %s", key);
     if (!r)
         return -1;
+    int rc = r->type == REDIS_REPLY_ERROR ? -1 : 0;
     freeReplyObject(r);
-    return 0;
+    return rc;
 }

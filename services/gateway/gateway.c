@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "linli_auth.h"
@@ -103,26 +104,82 @@ s_send_json(gateway_t *self, struct evhttp_request *req, size_t route, int64_t s
     }
     struct evbuffer *buf = evbuffer_new();
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
-    if (text) {
+    if (buf && text)
         evbuffer_add(buf, text, strlen(text));
-        free(text);
-    }
+    else if (buf && status >= 400)
+        //  Out of memory building the answer: an error still carries its code.
+        evbuffer_add_printf(buf, "{\"error\":{\"code\":\"%s\",\"message\":\"\"}}",
+                            status >= 500 ? "internal" : "bad_request");
+    free(text);
     json_decref(body);
     const char *reason = status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     evhttp_send_reply(req, status, reason, buf);
-    evbuffer_free(buf);
+    if (buf)
+        evbuffer_free(buf);
     gateway_metrics_observe(self->metrics, route, status, s_mono_us() - start_us);
     if (status >= 500)
         linli_log_ctx(LINLI_LOG_WARN, request_id, NULL, "answered %d", status);
 }
 
+//  Bytes of s that are valid UTF-8, up to the first that is not: texts cut
+//  to fit a buffer (a codec path, a service's message) may end mid-character,
+//  and jansson refuses such a string outright.
+static size_t
+s_utf8_prefix(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (p[i]) {
+        unsigned char c = p[i];
+        size_t extra;
+        if (c < 0x80)
+            extra = 0;
+        else if (c >= 0xC2 && c <= 0xDF)
+            extra = 1;
+        else if ((c & 0xF0) == 0xE0)
+            extra = 2;
+        else if (c >= 0xF0 && c <= 0xF4)
+            extra = 3;
+        else
+            break;
+        size_t k = 1;
+        while (k <= extra && (p[i + k] & 0xC0) == 0x80)
+            k++;
+        if (k <= extra)
+            break;
+        //  overlong three-byte forms, surrogates, and beyond U+10FFFF
+        if ((c == 0xE0 && p[i + 1] < 0xA0) || (c == 0xED && p[i + 1] > 0x9F) ||
+            (c == 0xF0 && p[i + 1] < 0x90) || (c == 0xF4 && p[i + 1] > 0x8F))
+            break;
+        i += extra + 1;
+    }
+    return i;
+}
+
+//  A JSON string of the valid UTF-8 prefix of s (NULL: ""); NULL only when memory runs out.
+static json_t *
+s_json_text(const char *s)
+{
+    s = s ? s : "";
+    return json_stringn(s, s_utf8_prefix(s));
+}
+
+//  {"error":{"code", "message", "field"}}; whatever the texts hold, NULL only
+//  when memory runs out.
 static json_t *
 s_error_json(const char *code, const char *message, const char *field)
 {
-    json_t *err = json_pack("{s:s, s:s}", "code", code, "message", message ? message : "");
+    json_t *err = json_object();
+    json_object_set_new(err, "code", s_json_text(code && *code ? code : "error"));
+    json_object_set_new(err, "message", s_json_text(message));
     if (field && *field)
-        json_object_set_new(err, "field", json_string(field));
-    return json_pack("{s:o}", "error", err);
+        json_object_set_new(err, "field", s_json_text(field));
+    json_t *top = json_object();
+    if (json_object_set_new(top, "error", err)) {
+        json_decref(top);
+        return NULL;
+    }
+    return top;
 }
 
 static void
@@ -195,9 +252,18 @@ s_on_reply(void *arg, const Linli__Reply *reply)
         s_send_error(self, p->req, p->route_index, p->start_us, p->request_id, 502, "bad_gateway",
                      "the service answered something unreadable", NULL);
     } else {
-        s_send_json(self, p->req, p->route_index, p->start_us, p->request_id, status,
-                    linli_codec_to_json(msg), 0);
+        //  NULL: a string that is not UTF-8 (or no memory); never an empty 200.
+        json_t *out = linli_codec_to_json(msg);
         protobuf_c_message_free_unpacked(msg, NULL);
+        if (out)
+            s_send_json(self, p->req, p->route_index, p->start_us, p->request_id, status, out, 0);
+        else {
+            linli_log_ctx(LINLI_LOG_ERROR, p->request_id, NULL,
+                          "%s answered a %s that cannot be rendered as JSON", p->route->service,
+                          p->route->reply->name);
+            s_send_error(self, p->req, p->route_index, p->start_us, p->request_id, 502,
+                         "bad_gateway", "the service answered something unreadable", NULL);
+        }
     }
     s_pending_free(p);
 }
@@ -248,6 +314,17 @@ s_metrics(gateway_t *self, struct evhttp_request *req, int64_t start_us, const c
 }
 
 // ---------------------------------------------------------------- requests
+
+//  Length of s when it is visible ASCII only ('!' to '~'), else 0.
+static size_t
+s_visible_ascii(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (s[n] < '!' || s[n] > '~')
+            return 0;
+    return n;
+}
 
 static const char *
 s_verb(enum evhttp_cmd_type cmd)
@@ -315,7 +392,8 @@ s_query_params(const char *query, json_t *params, char *bad, size_t cap)
 //  Append field `name` (a bytes field of desc) holding data to an already
 //  packed message: protobuf allows fields in any order, so tag + length +
 //  data after the rest is the same message. Returns the grown buffer (the
-//  old one is consumed) and its new length, or NULL.
+//  old one is consumed) and its new length, or NULL (packed is untouched
+//  and still the caller's).
 static uint8_t *
 s_append_bytes_field(const ProtobufCMessageDescriptor *desc, const char *name, uint8_t *packed,
                      size_t *len, const uint8_t *data, size_t dlen)
@@ -336,10 +414,8 @@ s_append_bytes_field(const ProtobufCMessageDescriptor *desc, const char *name, u
         v >>= 7;
     } while (v);
     uint8_t *grown = realloc(packed, *len + h + dlen);
-    if (!grown) {
-        free(packed);
-        return NULL;
-    }
+    if (!grown)
+        return NULL; //  packed is still the caller's to free
     memcpy(grown + *len, head, h);
     memcpy(grown + *len + h, data, dlen);
     *len += h + dlen;
@@ -393,7 +469,7 @@ s_on_request(struct evhttp_request *req, void *arg)
     char session[65] = "";
     const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     bool public_route = !strcmp(route->access, "public");
-    if (authz && !strncmp(authz, "Bearer ", 7) && strlen(authz + 7) > 0 &&
+    if (authz && !strncasecmp(authz, "Bearer ", 7) && strlen(authz + 7) > 0 &&
         strlen(authz + 7) <= 128) {
         if (linli_session_resolve(self->redis, authz + 7, &caller, session) != 0 && !public_route) {
             json_decref(params);
@@ -553,10 +629,13 @@ s_on_request(struct evhttp_request *req, void *arg)
     request->body.len = blen;
     const char *idem = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
     if (idem && strcmp(verb, "GET")) {
-        if (!*idem || strlen(idem) > 128) {
+        //  Visible ASCII only: the key is stored as text by the service, and a
+        //  byte that is not UTF-8 made PostgreSQL fail the insert (a 503).
+        size_t ilen = s_visible_ascii(idem);
+        if (ilen == 0 || ilen > 128) {
             s_pending_free(p);
             s_send_error(self, req, ri, start, rid, 400, "invalid_idempotency_key",
-                         "Idempotency-Key must be 1 to 128 characters", NULL);
+                         "Idempotency-Key must be 1 to 128 visible ASCII characters", NULL);
             return;
         }
         request->idempotency_key = (char *)idem; //  lives as long as req

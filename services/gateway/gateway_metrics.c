@@ -103,6 +103,26 @@ s_printf(s_buf_t *b, const char *fmt, ...)
     }
 }
 
+//  A label value in Prometheus' text format: backslash, double quote and
+//  newline escaped. Service names come from workers and clients of the
+//  broker; one quote in a name would otherwise break the whole scrape.
+static void
+s_label(char *out, size_t cap, const char *in)
+{
+    size_t o = 0;
+    for (const char *p = in; *p && o + 3 < cap; p++) {
+        if (*p == '\\' || *p == '"') {
+            out[o++] = '\\';
+            out[o++] = *p;
+        } else if (*p == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else
+            out[o++] = *p;
+    }
+    out[o] = '\0';
+}
+
 char *
 gateway_metrics_render(const gateway_metrics_t *self, const char *(*route_name)(size_t),
                        const char *broker_json)
@@ -138,23 +158,27 @@ gateway_metrics_render(const gateway_metrics_t *self, const char *(*route_name)(
                  "# TYPE linli_broker_workers gauge\n");
     const char *svc;
     json_t *v;
+    char label[2 * 255 + 1];
     json_object_foreach(services, svc, v)
     {
-        s_printf(&b, "linli_broker_workers{service=\"%s\"} %lld\n", svc,
+        s_label(label, sizeof label, svc);
+        s_printf(&b, "linli_broker_workers{service=\"%s\"} %lld\n", label,
                  (long long)json_integer_value(json_object_get(v, "workers")));
     }
     s_printf(&b, "# HELP linli_broker_queued Requests waiting for a worker, by service.\n"
                  "# TYPE linli_broker_queued gauge\n");
     json_object_foreach(services, svc, v)
     {
-        s_printf(&b, "linli_broker_queued{service=\"%s\"} %lld\n", svc,
+        s_label(label, sizeof label, svc);
+        s_printf(&b, "linli_broker_queued{service=\"%s\"} %lld\n", label,
                  (long long)json_integer_value(json_object_get(v, "queued")));
     }
     s_printf(&b, "# HELP linli_broker_inflight Requests held by workers, by service.\n"
                  "# TYPE linli_broker_inflight gauge\n");
     json_object_foreach(services, svc, v)
     {
-        s_printf(&b, "linli_broker_inflight{service=\"%s\"} %lld\n", svc,
+        s_label(label, sizeof label, svc);
+        s_printf(&b, "linli_broker_inflight{service=\"%s\"} %lld\n", label,
                  (long long)json_integer_value(json_object_get(v, "inflight")));
     }
     json_decref(stats);
