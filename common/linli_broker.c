@@ -95,7 +95,9 @@ typedef struct {
 typedef struct {
     linli_broker_opts_t opts;  //  as given, defaults filled in
     zsock_t *pipe;             //  the actor pipe (borrowed)
-    zsock_t *router;           //  the ROUTER everyone talks to
+    zsock_t *router;           //  workers' ROUTER (also clients', without a frontend)
+    zsock_t *frontend;         //  the clients' own ROUTER, when client_endpoints are given
+    void *client_handle;       //  libzmq socket clients are answered on
     void *handle;              //  its libzmq socket
     zloop_t *loop;             //  the reactor
     zhashx_t *services;        //  name -> s_service_t (owned)
@@ -388,7 +390,7 @@ s_send_client(s_broker_t *self, uint32_t idx, zmq_msg_t *body)
     s_slot_t *slot = s_slot(self, idx);
     //  With ZMQ_ROUTER_MANDATORY only the routing frame can fail: once it is
     //  accepted the rest of the message goes to the same peer.
-    if (zmq_msg_send(&slot->client, self->handle, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+    if (zmq_msg_send(&slot->client, self->client_handle, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
         if (errno == EHOSTUNREACH)
             linli_debug("broker: client of a %s request is gone", slot->service->name);
         else
@@ -396,12 +398,12 @@ s_send_client(s_broker_t *self, uint32_t idx, zmq_msg_t *body)
                        zmq_strerror(errno));
         return;
     }
-    zmq_send(self->handle, S_TAG_CLIENT, S_TAG_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(self->handle, "REP", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(self->handle, slot->service->name, slot->service->name_len,
+    zmq_send(self->client_handle, S_TAG_CLIENT, S_TAG_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(self->client_handle, "REP", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(self->client_handle, slot->service->name, slot->service->name_len,
              ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_msg_send(&slot->client_rid, self->handle, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_msg_send(body, self->handle, ZMQ_DONTWAIT);
+    zmq_msg_send(&slot->client_rid, self->client_handle, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_msg_send(body, self->client_handle, ZMQ_DONTWAIT);
     self->replies++;
 }
 
@@ -900,7 +902,7 @@ s_on_worker(s_broker_t *self, zmq_msg_t *part)
 
 //  One message from the ROUTER (nparts frames, the identity first).
 static void
-s_on_message(s_broker_t *self, zmq_msg_t *part, size_t nparts, bool too_many)
+s_on_message(s_broker_t *self, zmq_msg_t *part, size_t nparts, bool too_many, bool from_frontend)
 {
     if (too_many || nparts != 6) {
         s_bad(self, "a peer", "not six frames");
@@ -910,11 +912,22 @@ s_on_message(s_broker_t *self, zmq_msg_t *part, size_t nparts, bool too_many)
         s_bad(self, "a peer", "bad routing id");
         return;
     }
-    if (s_frame_is(&part[1], S_TAG_CLIENT, S_TAG_LEN))
-        s_on_client(self, part);
-    else if (s_frame_is(&part[1], S_TAG_WORKER, S_TAG_LEN))
-        s_on_worker(self, part);
-    else
+    //  With a frontend, a client's request (which names the caller the
+    //  services trust) is taken only from the frontend, and a worker only
+    //  from the workers' socket: a peer on the workers' TCP port cannot
+    //  pose as the gateway.
+    bool split = self->frontend != NULL;
+    if (s_frame_is(&part[1], S_TAG_CLIENT, S_TAG_LEN)) {
+        if (split && !from_frontend)
+            s_bad(self, "a worker-side peer", "client request on the workers' socket");
+        else
+            s_on_client(self, part);
+    } else if (s_frame_is(&part[1], S_TAG_WORKER, S_TAG_LEN)) {
+        if (split && from_frontend)
+            s_bad(self, "a client", "worker command on the clients' socket");
+        else
+            s_on_worker(self, part);
+    } else
         s_bad(self, "a peer", "unknown protocol tag");
 }
 
@@ -1028,6 +1041,8 @@ s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
     (void)loop;
     s_broker_t *self = arg;
     self->now = zclock_mono();
+    void *handle = zsock_resolve(sock);
+    bool from_frontend = sock == self->frontend;
     int count = 0;
     while (count++ < S_BATCH && (zsock_events(sock) & ZMQ_POLLIN)) {
         zmq_msg_t part[6];
@@ -1037,7 +1052,7 @@ s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
             zmq_msg_t extra;
             zmq_msg_t *m = nparts < 6 ? &part[nparts] : &extra;
             zmq_msg_init(m);
-            if (zmq_msg_recv(m, self->handle, ZMQ_DONTWAIT) == -1) {
+            if (zmq_msg_recv(m, handle, ZMQ_DONTWAIT) == -1) {
                 zmq_msg_close(m);
                 break;
             }
@@ -1052,7 +1067,7 @@ s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
                 break;
         }
         if (nparts)
-            s_on_message(self, part, nparts, too_many);
+            s_on_message(self, part, nparts, too_many, from_frontend);
         for (size_t i = 0; i < nparts; i++)
             zmq_msg_close(&part[i]);
     }
@@ -1141,9 +1156,40 @@ s_broker_destroy(s_broker_t **self_p)
     free(self->chunks);
     free(self->heap);
     zloop_destroy(&self->loop);
+    zsock_destroy(&self->frontend);
     zsock_destroy(&self->router);
     free(self);
     *self_p = NULL;
+}
+
+//  Bind sock to every endpoint of a comma-separated list. Endpoints bound,
+//  0 when the list is empty, -1 when one fails (logged).
+static int
+s_bind_all(zsock_t *sock, const char *endpoints)
+{
+    char *list = strdup(endpoints);
+    int bound = 0;
+    for (char *save = NULL, *ep = list ? strtok_r(list, ",", &save) : NULL; ep;
+         ep = strtok_r(NULL, ",", &save)) {
+        while (*ep == ' ')
+            ep++;
+        size_t len = strlen(ep);
+        while (len && ep[len - 1] == ' ')
+            ep[--len] = '\0';
+        if (!len)
+            continue;
+        if (zsock_bind(sock, "%s", ep) == -1) {
+            linli_error("broker: cannot bind %s: %s", ep, zmq_strerror(zmq_errno()));
+            bound = -1;
+            break;
+        }
+        linli_info("broker: bound %s", ep);
+        bound++;
+    }
+    free(list);
+    if (bound == 0)
+        linli_error("broker: no endpoint to bind");
+    return bound;
 }
 
 //  Create the broker state and bind every endpoint. NULL on failure (logged).
@@ -1180,31 +1226,28 @@ s_broker_new(zsock_t *pipe, const linli_broker_opts_t *opts)
     zsock_set_rcvhwm(self->router, S_HWM);
     zsock_set_linger(self->router, 0);
 
-    char *list = strdup(opts->endpoints);
-    int bound = 0;
-    for (char *save = NULL, *ep = list ? strtok_r(list, ",", &save) : NULL; ep;
-         ep = strtok_r(NULL, ",", &save)) {
-        while (*ep == ' ')
-            ep++;
-        size_t len = strlen(ep);
-        while (len && ep[len - 1] == ' ')
-            ep[--len] = '\0';
-        if (!len)
-            continue;
-        if (zsock_bind(self->router, "%s", ep) == -1) {
-            linli_error("broker: cannot bind %s: %s", ep, zmq_strerror(zmq_errno()));
-            bound = -1;
-            break;
-        }
-        linli_info("broker: bound %s", ep);
-        bound++;
-    }
-    free(list);
-    if (bound <= 0) {
-        if (bound == 0)
-            linli_error("broker: no endpoint to bind");
+    self->client_handle = self->handle;
+    if (s_bind_all(self->router, opts->endpoints) <= 0) {
         s_broker_destroy(&self);
         return NULL;
+    }
+    if (opts->client_endpoints && *opts->client_endpoints) {
+        self->frontend = zsock_new(ZMQ_ROUTER);
+        if (!self->frontend) {
+            s_broker_destroy(&self);
+            return NULL;
+        }
+        zsock_set_router_mandatory(self->frontend, 1);
+        zsock_set_sndhwm(self->frontend, S_HWM);
+        zsock_set_rcvhwm(self->frontend, S_HWM);
+        zsock_set_linger(self->frontend, 0);
+        self->client_handle = zsock_resolve(self->frontend);
+        if (s_bind_all(self->frontend, opts->client_endpoints) <= 0) {
+            s_broker_destroy(&self);
+            return NULL;
+        }
+        zloop_reader(self->loop, self->frontend, s_on_router, self);
+        zloop_reader_set_tolerant(self->loop, self->frontend);
     }
     zloop_reader(self->loop, self->router, s_on_router, self);
     zloop_reader_set_tolerant(self->loop, self->router);
@@ -1245,12 +1288,17 @@ linli_broker_new(const linli_broker_opts_t *opts)
         return NULL;
     }
     size_t len = strlen(opts->endpoints);
-    s_args_t *args = malloc(sizeof *args + len + 1);
+    size_t clen = opts->client_endpoints ? strlen(opts->client_endpoints) : 0;
+    s_args_t *args = malloc(sizeof *args + len + 1 + clen + 1);
     if (!args)
         return NULL;
     memcpy(args->endpoints, opts->endpoints, len + 1);
     args->opts = *opts;
     args->opts.endpoints = args->endpoints;
+    if (opts->client_endpoints) {
+        memcpy(args->endpoints + len + 1, opts->client_endpoints, clen + 1);
+        args->opts.client_endpoints = args->endpoints + len + 1;
+    }
     //  Zero or negative means "the default".
     if (args->opts.heartbeat_ms <= 0)
         args->opts.heartbeat_ms = 1000;

@@ -13,7 +13,10 @@
 #include <czmq.h>
 
 typedef struct {
-    const char *endpoints; //  comma-separated bind endpoints ("tcp://127.0.0.1:5555,inproc://x")
+    const char *endpoints; //  comma-separated bind endpoints ("tcp://127.0.0.1:5555")
+    const char
+        *client_endpoints; //  set: clients only here (the gateway's inproc endpoint), never
+                           //  on `endpoints`, which then serve workers only. NULL: both there.
     int heartbeat_ms;      //  1000 unless testing
     int liveness;          //  heartbeats missed before a worker expires (3)
     int no_worker_wait_ms; //  how long a request waits for a first worker before 503

@@ -36,6 +36,8 @@
 #define S_SLOT "(mon|tue|wed|thu|fri|sat|sun)_(am|pm|eve)"
 #define S_VSTATUS "pending|verified|suspended|left"
 #define S_POLITICAL "party_member|probationary_member|league_member|masses|other"
+//  Passwords: at most 64 characters (256 bytes of UTF-8, what
+//  linli_password_hash takes).
 //  A record id: a positive decimal number.
 #define S_ID "[1-9][0-9]{0,17}"
 
@@ -64,7 +66,7 @@ const linli_constraint_t linli_constraints[] = {
     {.message = "linli.registry.CreateStaffRequest",
      .field = "password",
      .min_len = 8,
-     .max_len = 128},
+     .max_len = 64},
     {.message = "linli.registry.CreateStaffRequest", .field = "phone", .min_len = 1, .max_len = 20},
     {.message = "linli.registry.GetAreaRequest", .field = "code", .pattern = S_AREA},
     {.message = "linli.registry.GetStaffRequest", .field = "id", .pattern = S_ID},
@@ -74,7 +76,7 @@ const linli_constraint_t linli_constraints[] = {
     {.message = "linli.registry.ListStaffRequest", .field = "area", .pattern = S_AREA},
     {.message = "linli.registry.ListStaffRequest", .field = "cursor", .pattern = S_ID},
     {.message = "linli.registry.ListStaffRequest", .field = "limit", .min = 1, .max = 500},
-    {.message = "linli.registry.LoginRequest", .field = "password", .min_len = 1, .max_len = 128},
+    {.message = "linli.registry.LoginRequest", .field = "password", .min_len = 1, .max_len = 64},
     {.message = "linli.registry.LoginRequest", .field = "phone", .min_len = 1, .max_len = 20},
 
     //  proto/linli/registry.proto: volunteers
@@ -101,7 +103,7 @@ const linli_constraint_t linli_constraints[] = {
      .max_len = 256},
     {.message = "linli.registry.SignUpRequest", .field = "name", .min_len = 1, .max_len = 64},
     {.message = "linli.registry.SignUpRequest", .field = "password", .min_len = 8,
-     .max_len = 128},
+     .max_len = 64},
     {.message = "linli.registry.SignUpRequest", .field = "phone", .min_len = 1, .max_len = 20},
     {.message = "linli.registry.SignUpRequest", .field = "political_status", .one_of = S_POLITICAL},
     {.message = "linli.registry.SignUpRequest", .field = "skills", .max_len = 32,
@@ -156,7 +158,7 @@ const linli_constraint_t linli_constraints[] = {
     {.message = "linli.registry.CreateResidentRequest",
      .field = "password",
      .min_len = 8,
-     .max_len = 128},
+     .max_len = 64},
     {.message = "linli.registry.CreateResidentRequest",
      .field = "phone",
      .min_len = 1,
@@ -218,6 +220,10 @@ const linli_constraint_t linli_constraints[] = {
      .field = "limit",
      .min = 1,
      .max = 500},
+
+    //  proto/linli/registry_import.proto
+    {.message = "linli.registry.GetImportRequest", .field = "id", .pattern = S_ID},
+    {.message = "linli.registry.ImportJob", .field = "errors", .max_len = 1000},
 
     {.message = NULL},
 };

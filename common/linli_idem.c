@@ -40,8 +40,13 @@ linli_idem_begin(linli_pg_t *pg, linli_request_t *request, linli_idem_t *idem)
         return LINLI_IDEM_NEW;
     const Linli__Caller *caller = linli_request_caller(request);
     idem->keyed = true;
-    snprintf(idem->scope, sizeof idem->scope, "%s",
-             caller->user_id && *caller->user_id ? caller->user_id : "anonymous");
+    //  Keys are the caller's own: an anonymous caller's are its address's,
+    //  so one client cannot claim (and spoil) another's key.
+    if (caller->user_id && *caller->user_id)
+        snprintf(idem->scope, sizeof idem->scope, "%s", caller->user_id);
+    else
+        snprintf(idem->scope, sizeof idem->scope, "anon:%.50s",
+                 caller->client_addr ? caller->client_addr : "");
     snprintf(idem->key, sizeof idem->key, "%s", key);
     char hash[65];
     s_request_hash(request, hash);

@@ -15,6 +15,9 @@ if [ ! -f "$var/secrets.env" ]; then
     } > "$var/secrets.env"
     umask 022
 fi
+# The demo volunteers' shared password (added to secrets made before it existed).
+grep -q '^LINLI_DEMO_PASSWORD=' "$var/secrets.env" ||
+    echo "LINLI_DEMO_PASSWORD=vol-$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')" >> "$var/secrets.env"
 set -a; source "$var/secrets.env"; set +a
 
 # Redis, append-only (everysec), on loopback.
@@ -41,8 +44,10 @@ psql -h 127.0.0.1 -p "$LINLI_PG_PORT_LOCAL" -U linli -d postgres -tAc \
     psql -h 127.0.0.1 -p "$LINLI_PG_PORT_LOCAL" -U linli -d postgres -qc "CREATE DATABASE linli"
 echo "postgresql  127.0.0.1:$LINLI_PG_PORT_LOCAL (database linli)"
 
-# Migrations and the demo city (idempotent).
-"$build/linli-registry" seed-demo >>"$var/log/seed.log" 2>&1 || {
+# Migrations and the demo city (idempotent): areas, then LINLI_DEMO_VOLUNTEERS
+# volunteers (200,000 unless set; raise it later to add more). It prints
+# three demo volunteer logins on stdout.
+"$build/linli-registry" seed-demo >"$var/run/demo-logins.txt" 2>>"$var/log/seed.log" || {
     echo "loading the demo city failed: see $var/log/seed.log"; exit 1; }
 
 start() { # name, pidfile, command...
@@ -67,4 +72,5 @@ done
 echo
 echo "Linli is up: $url   (health: $url/healthz, metrics: $url/metrics)"
 echo "Demo city admin: phone $LINLI_BOOTSTRAP_ADMIN_PHONE, password $LINLI_BOOTSTRAP_ADMIN_PASSWORD"
+sed 's/^demo volunteer: /Demo volunteer:  /' "$var/run/demo-logins.txt"
 echo "Logs in $var/log; stop with 'make down', look with 'make status'."

@@ -20,8 +20,7 @@
 #include "linli_codec.h"
 #include "linli_log.h"
 #include "linli_pg.h"
-#include "linli_redis.h"
-#include "linli_session.h"
+#include "gateway_sessions.h"
 
 const linli_cfg_entry_t gateway_cfg[] = {
     {"LINLI_HTTP_ADDR", LINLI_CFG_STRING, "127.0.0.1", 0, 0, false, "HTTP listen address"},
@@ -34,28 +33,30 @@ const linli_cfg_entry_t gateway_cfg[] = {
      "largest request body accepted (413 beyond)"},
     {"LINLI_NO_WORKER_WAIT_MS", LINLI_CFG_INT, "1000", 0, 60000, false,
      "how long a request waits for a first worker of its service before 503"},
-    {"LINLI_IMPORT_MAX_BYTES", LINLI_CFG_INT, "134217728", 1024, 2147483647, false,
-     "largest bulk-import file accepted in one request (413 beyond)"},
+    {"LINLI_IMPORT_MAX_BYTES", LINLI_CFG_INT, "8388608", 1024, 1073741824, false,
+     "largest bulk-import file in one request (413 beyond; ~80k rows). evhttp buffers any "
+     "body up to this size before a route is known, so keep it modest; migrate a whole "
+     "city with `linli-registry import-volunteers` or several files"},
     {"LINLI_BROKER_MAX_QUEUE", LINLI_CFG_INT, "20000", 1, 10000000, false,
      "requests queued per service before 503 overloaded"},
     LINLI_CFG_END,
 };
 
 struct gateway_t {
-    struct event_base *base;    //  borrowed
-    struct evhttp *http;        //  owned
-    zactor_t *broker;           //  owned: the broker actor
-    linli_client_t *client;     //  owned: our DEALER to the broker
-    struct event *client_ev;    //  owned: client fd readable
-    struct event *tick_ev;      //  owned: timeouts safety net
-    linli_redis_t *redis;       //  owned: sessions
-    gateway_metrics_t *metrics; //  owned
-    int64_t timeout_ms;         //  per request
-    size_t max_body;            //  bytes
-    size_t *route_max_body;     //  owned: per route, its body limit
-    size_t inflight;            //  HTTP requests waiting for a reply
-    char *stats;                //  owned: the broker's last stats snapshot
-    int64_t stats_at_us;        //  when it was taken (monotonic)
+    struct event_base *base;      //  borrowed
+    struct evhttp *http;          //  owned
+    zactor_t *broker;             //  owned: the broker actor
+    linli_client_t *client;       //  owned: our DEALER to the broker
+    struct event *client_ev;      //  owned: client fd readable
+    struct event *tick_ev;        //  owned: timeouts safety net
+    gateway_sessions_t *sessions; //  owned: session look-ups (async Redis)
+    gateway_metrics_t *metrics;   //  owned
+    int64_t timeout_ms;           //  per request
+    size_t max_body;              //  bytes
+    size_t *route_max_body;       //  owned: per route, its body limit
+    size_t inflight;              //  HTTP requests waiting for a reply
+    char *stats;                  //  owned: the broker's last stats snapshot
+    int64_t stats_at_us;          //  when it was taken (monotonic)
 };
 
 //  One HTTP request waiting for its service's answer.
@@ -422,6 +423,23 @@ s_append_bytes_field(const ProtobufCMessageDescriptor *desc, const char *name, u
     return grown;
 }
 
+//  A request between its route match and its session look-up.
+typedef struct {
+    gateway_t *gw;                //  borrowed
+    struct evhttp_request *req;   //  borrowed until answered
+    const gateway_route_t *route; //  from the table
+    size_t ri;                    //  its index
+    int64_t start;                //  monotonic µs
+    char rid[65];                 //  X-Request-Id
+    const char *verb;             //  static string
+    const struct evhttp_uri *uri; //  lives with req
+    json_t *params;               //  owned: path parameters so far
+    bool had_authz;               //  an Authorization header came
+} s_stage_t;
+
+static void s_proceed(s_stage_t *st, int rc, Linli__Caller *caller, const char *session_hash);
+static void s_on_session(void *arg, int rc, Linli__Caller *caller, const char *hash);
+
 static void
 s_on_request(struct evhttp_request *req, void *arg)
 {
@@ -464,19 +482,66 @@ s_on_request(struct evhttp_request *req, void *arg)
     }
     size_t ri = (size_t)(route - gateway_routes);
 
-    //  Who is asking. A bad token on a public route is ignored, elsewhere 401.
-    Linli__Caller *caller = NULL;
-    char session[65] = "";
+    //  Who is asking: looked up in Redis without blocking the loop; the
+    //  request goes on in s_proceed when the answer comes.
+    s_stage_t *st = calloc(1, sizeof *st);
+    if (!st) {
+        json_decref(params);
+        s_send_error(self, req, ri, start, rid, 503, "overloaded", "out of memory", NULL);
+        return;
+    }
+    st->gw = self;
+    st->req = req;
+    st->route = route;
+    st->ri = ri;
+    st->start = start;
+    memcpy(st->rid, rid, sizeof rid);
+    st->verb = verb;
+    st->uri = uri;
+    st->params = params;
     const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    bool public_route = !strcmp(route->access, "public");
+    st->had_authz = authz != NULL;
     if (authz && !strncasecmp(authz, "Bearer ", 7) && strlen(authz + 7) > 0 &&
         strlen(authz + 7) <= 128) {
-        if (linli_session_resolve(self->redis, authz + 7, &caller, session) != 0 && !public_route) {
-            json_decref(params);
-            s_send_error(self, req, ri, start, rid, 503, "session_store_unavailable",
-                         "sessions cannot be checked right now", NULL);
-            return;
-        }
+        gateway_sessions_lookup(self->sessions, authz + 7, s_on_session, st);
+        return;
+    }
+    s_proceed(st, 0, NULL, "");
+}
+
+static void
+s_on_session(void *arg, int rc, Linli__Caller *caller, const char *hash)
+{
+    s_proceed((s_stage_t *)arg, rc, caller, hash);
+}
+
+//  The rest of a request once its caller is known: rc -1 when sessions could
+//  not be checked; caller (consumed) NULL when there is no valid session.
+static void
+s_proceed(s_stage_t *st, int rc, Linli__Caller *caller, const char *session_hash)
+{
+    gateway_t *self = st->gw;
+    struct evhttp_request *req = st->req;
+    const gateway_route_t *route = st->route;
+    size_t ri = st->ri;
+    int64_t start = st->start;
+    char rid[65];
+    memcpy(rid, st->rid, sizeof rid);
+    const char *verb = st->verb;
+    const struct evhttp_uri *uri = st->uri;
+    json_t *params = st->params;
+    bool authz = st->had_authz;
+    free(st);
+    char session[65];
+    snprintf(session, sizeof session, "%s", session_hash ? session_hash : "");
+
+    //  A bad token on a public route is ignored, elsewhere 401.
+    bool public_route = !strcmp(route->access, "public");
+    if (rc != 0 && !public_route) {
+        json_decref(params);
+        s_send_error(self, req, ri, start, rid, 503, "session_store_unavailable",
+                     "sessions cannot be checked right now", NULL);
+        return;
     }
     if (!public_route) {
         if (!caller) {
@@ -659,6 +724,15 @@ s_on_client(evutil_socket_t fd, short events, void *arg)
     linli_client_process(((gateway_t *)arg)->client);
 }
 
+//  The periodic tick: client timeouts and session look-up timeouts.
+static void
+s_on_tick(evutil_socket_t fd, short events, void *arg)
+{
+    gateway_t *self = (gateway_t *)arg;
+    s_on_client(fd, events, arg);
+    gateway_sessions_tick(self->sessions);
+}
+
 gateway_t *
 gateway_new(struct event_base *base, const linli_config_t *config)
 {
@@ -686,10 +760,12 @@ gateway_new(struct event_base *base, const linli_config_t *config)
     //  The broker binds the workers' endpoint(s) and a private inproc one for us.
     char inproc[64], endpoints[1024];
     snprintf(inproc, sizeof inproc, "inproc://linli-gateway-%p", (void *)self);
-    snprintf(endpoints, sizeof endpoints, "%s,%s", linli_config_str(config, "LINLI_BROKER_BIND"),
-             inproc);
+    snprintf(endpoints, sizeof endpoints, "%s", linli_config_str(config, "LINLI_BROKER_BIND"));
+    //  Clients only on our inproc endpoint: requests carry the caller the
+    //  services trust, so nobody on the workers' TCP port may send one.
     linli_broker_opts_t bopts = {
         .endpoints = endpoints,
+        .client_endpoints = inproc,
         .heartbeat_ms = (int)linli_config_int(config, "LINLI_HEARTBEAT_MS"),
         .liveness = 3,
         .no_worker_wait_ms = (int)linli_config_int(config, "LINLI_NO_WORKER_WAIT_MS"),
@@ -697,13 +773,13 @@ gateway_new(struct event_base *base, const linli_config_t *config)
     };
     self->broker = linli_broker_new(&bopts);
     self->client = self->broker ? linli_client_new(inproc) : NULL;
-    self->redis = linli_redis_new(linli_config_str(config, "LINLI_REDIS_HOST"),
-                                  (int)linli_config_int(config, "LINLI_REDIS_PORT"),
-                                  (int)linli_config_int(config, "LINLI_REDIS_TIMEOUT_MS"),
-                                  linli_config_str(config, "LINLI_REDIS_PREFIX"));
+    self->sessions = gateway_sessions_new(base, linli_config_str(config, "LINLI_REDIS_HOST"),
+                                          (int)linli_config_int(config, "LINLI_REDIS_PORT"),
+                                          linli_config_str(config, "LINLI_REDIS_PREFIX"),
+                                          (int)linli_config_int(config, "LINLI_REDIS_TIMEOUT_MS"));
     self->metrics = gateway_metrics_new(gateway_routes_count());
     self->http = evhttp_new(base);
-    if (!self->broker || !self->client || !self->redis || !self->metrics || !self->http) {
+    if (!self->broker || !self->client || !self->sessions || !self->metrics || !self->http) {
         linli_error("gateway could not start its broker, client or HTTP server");
         gateway_destroy(&self);
         return NULL;
@@ -711,7 +787,7 @@ gateway_new(struct event_base *base, const linli_config_t *config)
     self->client_ev =
         event_new(base, linli_client_fd(self->client), EV_READ | EV_PERSIST, s_on_client, self);
     //  The fd is edge-triggered and timeouts need a clock: a short tick covers both.
-    self->tick_ev = event_new(base, -1, EV_PERSIST, s_on_client, self);
+    self->tick_ev = event_new(base, -1, EV_PERSIST, s_on_tick, self);
     struct timeval tick = {0, 20000};
     event_add(self->client_ev, NULL);
     event_add(self->tick_ev, &tick);
@@ -742,6 +818,8 @@ gateway_destroy(gateway_t **self_p)
     if (!self_p || !*self_p)
         return;
     gateway_t *self = *self_p;
+    //  Look-ups still waiting are answered (503) while their requests live.
+    gateway_sessions_destroy(&self->sessions);
     if (self->http)
         evhttp_free(self->http);
     if (self->tick_ev)
@@ -750,7 +828,6 @@ gateway_destroy(gateway_t **self_p)
         event_free(self->client_ev);
     linli_client_destroy(&self->client);
     zactor_destroy(&self->broker);
-    linli_redis_destroy(&self->redis);
     gateway_metrics_destroy(&self->metrics);
     free(self->stats);
     free(self->route_max_body);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "linli/registry.pb-c.h"
+#include "linli/registry_import.pb-c.h"
 #include "linli/registry_orgs.pb-c.h"
 
 #define ADMINS "city_admin|district_admin|street_admin"
@@ -80,6 +81,10 @@ const gateway_route_t gateway_routes[] = {
     R("PATCH", "/v1/residents/{id}", STAFF, "registry", "registry.UpdateResident",
       REG(update_resident_request), REG(resident)),
     // ---- imports
+    RAW("POST", "/v1/imports/volunteers", STAFF, "registry", "registry.ImportVolunteers",
+        REG(import_volunteers_request), REG(import_job), "csv", "LINLI_IMPORT_MAX_BYTES"),
+    R("GET", "/v1/imports/{id}", STAFF, "registry", "registry.GetImport", REG(get_import_request),
+      REG(import_job)),
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 

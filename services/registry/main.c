@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "linli_log.h"
+#include "registry_import.h"
+#include "registry_index.h"
 #include "registry_service.h"
 
 //  A tool: runs with the stores open and the schema current. 0 on success.
@@ -29,6 +31,8 @@ s_seed_demo(registry_t *reg, const linli_config_t *config, int argc, char **argv
     if (registry_store_load_demo_areas(reg->store))
         return -1;
     // ---- import runner: demo volunteers here
+    if (registry_import_demo(reg, config))
+        return -1;
     return 0;
 }
 
@@ -40,7 +44,14 @@ static const struct {
     {"migrate", s_migrate, "apply migrations, create the city and bootstrap admin, exit"},
     {"seed-demo", s_seed_demo, "migrate, then load the demo city (idempotent)"},
     // ---- import runner: tools here
+    {"import-volunteers", registry_import_tool,
+     "import-volunteers FILE (--as-city-admin | --as ACCOUNT_ID) [--dry-run]: import a CSV "
+     "of volunteers now, print counts, rate and the first row errors"},
+    {"demo-csv", registry_import_demo_csv_tool,
+     "demo-csv N FILE [--from K]: write N generated volunteers as an import CSV"},
     // ---- read model: tools here
+    {"rebuild-index", registry_index_tool,
+     "rebuild the matching index in Redis from PostgreSQL (--clear: drop it first)"},
     {NULL, NULL, NULL},
 };
 

@@ -27,6 +27,7 @@ extern const linli_route_t registry_account_routes[];
 extern const linli_route_t registry_org_routes[];      //  registry_orgs.c
 extern const linli_route_t registry_resident_routes[]; //  registry_residents.c
 extern const linli_route_t registry_volunteer_routes[];
+extern const linli_route_t registry_import_routes[]; //  registry_import.c
 
 //  Every method of the registry: the modules' tables merged, {NULL}-ended.
 //  Built once, never freed (static storage).

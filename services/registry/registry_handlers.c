@@ -193,9 +193,12 @@ s_login(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
         return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
     //  Verify against a dummy hash when there is no account, so the answer
     //  takes as long and says as little either way.
-    bool ok = linli_password_verify(found ? account.password_hash : linli_password_dummy(),
+    //  An account without a password (imported, not yet activated) takes as
+    //  long to refuse as any other.
+    bool usable = found && *account.password_hash;
+    bool ok = linli_password_verify(usable ? account.password_hash : linli_password_dummy(),
                                     req->password) &&
-              found;
+              usable;
     if (!ok) {
         bool ignored;
         int ra;
@@ -366,7 +369,8 @@ s_create_staff(void *self_, linli_request_t *request, const ProtobufCMessage *ms
     snprintf(account.phone_enc, sizeof account.phone_enc, "%s", sealed);
     free(sealed);
     if (linli_password_hash(req->password, account.password_hash))
-        return linli_fail(request, 500, "internal", "the password could not be hashed");
+        return linli_fail_field(request, 400, "invalid_value", "password",
+                                "the password cannot be used");
 
     linli_idem_t idem;
     switch (linli_idem_begin(self->pg, request, &idem)) {

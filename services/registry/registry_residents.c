@@ -353,7 +353,8 @@ s_create_resident(void *self_, linli_request_t *request, const ProtobufCMessage 
         snprintf(account->grants[0].role, sizeof account->grants[0].role, "resident");
         snprintf(account->grants[0].scope, sizeof account->grants[0].scope, "%s", r->community);
         if (linli_password_hash(req->password, account->password_hash)) {
-            rc = linli_fail(request, 500, "internal", "the password could not be hashed");
+            rc = linli_fail_field(request, 400, "invalid_value", "password",
+                                  "the password cannot be used");
             goto done;
         }
     }

@@ -9,6 +9,7 @@ static const linli_route_t *const s_tables[] = {
     registry_org_routes,
     registry_resident_routes,
     registry_volunteer_routes,
+    registry_import_routes,
     NULL,
 };
 

@@ -12,6 +12,8 @@
 #include "linli_log.h"
 #include "linli_outbox.h"
 #include "registry.h"
+#include "registry_import.h"
+#include "registry_index.h"
 
 const linli_cfg_entry_t registry_cfg[] = {
     {"LINLI_PII_KEY", LINLI_CFG_STRING, NULL, 0, 0, true,
@@ -36,6 +38,12 @@ const linli_cfg_entry_t registry_cfg[] = {
      "argon2id memory in KiB (memlimit)"},
     {"LINLI_WORKER_CREDIT", LINLI_CFG_INT, "16", 1, 1000, false,
      "requests a worker holds at once per broker"},
+    {"LINLI_IMPORT_MAX_ROWS", LINLI_CFG_INT, "5000000", 1, 100000000, false,
+     "most data rows one import file may hold (too_many_rows beyond)"},
+    {"LINLI_DEMO_VOLUNTEERS", LINLI_CFG_INT, "200000", 0, 10000000, false,
+     "volunteers seed-demo loads into the demo city (more can be added later)"},
+    {"LINLI_DEMO_PASSWORD", LINLI_CFG_STRING, "", 0, 0, true,
+     "password of every demo volunteer; unset: they cannot log in; `make up` generates one"},
     {"LINLI_MIGRATIONS_DIR", LINLI_CFG_STRING, LINLI_DEFAULT_MIGRATIONS, 0, 0, false,
      "folder of this service's NNN_*.sql migrations"},
     LINLI_CFG_END,
@@ -46,6 +54,8 @@ typedef struct {
     registry_t reg;               //  what the handlers share
     linli_relay_t *relay;         //  owned: outbox -> stream
     linli_worker_t *worker;       //  owned
+    registry_index_t *index;      //  owned: matching read model's consumer (own thread)
+    zactor_t *importer;           //  owned: the import job runner (own thread)
 } s_service_t;
 
 int
@@ -219,12 +229,19 @@ registry_service_actor(zsock_t *pipe, void *args)
         zloop_timer(loop, 50, 0, s_on_relay, &self);
         zloop_timer(loop, 60000, 0, s_on_housekeeping, &self);
         // ---- import runner: start here
+        self.importer = zactor_new(registry_import_actor, (void *)self.config);
         // ---- read model: start here
+        //  The read model is rebuildable: without it the registry still serves.
+        self.index = registry_index_new_from_config(self.config);
+        if (!self.index || registry_index_start(self.index))
+            linli_error("registry: matching index consumer not running");
         linli_info("registry serving on %s", opts.endpoints);
         zloop_start(loop);
     }
     // ---- read model: stop here
+    registry_index_destroy(&self.index);
     // ---- import runner: stop here
+    zactor_destroy(&self.importer);
     linli_worker_destroy(&self.worker);
     linli_relay_destroy(&self.relay);
     zloop_destroy(&loop);

@@ -40,6 +40,8 @@ export LINLI_BROKER_BIND="tcp://127.0.0.1:$broker_port" LINLI_BROKER_ENDPOINTS="
 export LINLI_PII_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 export LINLI_BOOTSTRAP_ADMIN_PHONE=13800000000 LINLI_BOOTSTRAP_ADMIN_PASSWORD=bench-admin-1
 export LINLI_SIGNUP_PER_ADDR=1000000
+# Steady state: no demo volunteers (their 200k events would be draining meanwhile).
+export LINLI_DEMO_VOLUNTEERS=0
 "$build/linli-registry" seed-demo 2>"$work/seed.log"
 "$build/linli-gateway" 2>"$work/gateway.log" & pids+=($!)
 "$build/linli-registry" 2>"$work/registry.log" & pids+=($!)

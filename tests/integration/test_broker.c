@@ -1150,12 +1150,58 @@ test_client_timeout_cancel(void **state)
     linli_client_destroy(&client);
 }
 
+//  With a clients' endpoint of its own (as the gateway runs it), the broker
+//  refuses client requests on the workers' TCP port: a peer there cannot
+//  pose as the gateway and name any caller it likes.
+static void
+test_clients_only_on_their_endpoint(void **state)
+{
+    (void)state;
+    int port = ts_free_port();
+    char ep[64], workers[64], clients[64];
+    snprintf(workers, sizeof workers, "tcp://127.0.0.1:%d", port);
+    snprintf(clients, sizeof clients, "inproc://clients-%d", port);
+    linli_broker_opts_t opts = {
+        .endpoints = workers,
+        .client_endpoints = clients,
+        .heartbeat_ms = HB_MS,
+        .liveness = LIVENESS,
+        .no_worker_wait_ms = 2000,
+        .max_queue = 100,
+    };
+    zactor_t *broker = linli_broker_new(&opts);
+    assert_non_null(broker);
+    tw_t tw;
+    zactor_t *worker = s_worker(&tw, "w1", "echo", port, 1);
+    s_req_t q;
+    //  The gateway's way in works.
+    linli_client_t *local = linli_client_new(clients);
+    Linli__Reply *reply = linli_client_call(local, "echo", s_request(&q, "test.Echo", 0), 3000);
+    assert_int_equal(reply->status, 200);
+    linli__reply__free_unpacked(reply, NULL);
+    //  A client on the workers' port gets nothing: its request is dropped
+    //  (the 504 is the client's own timeout), and no worker ran it.
+    int before = tw.calls;
+    linli_client_t *remote = linli_client_new(s_endpoint(ep, sizeof ep, port));
+    reply = linli_client_call(remote, "echo", s_request(&q, "test.Echo", 0), 500);
+    assert_int_equal(reply->status, 504);
+    assert_string_equal(reply->error_code, "timeout");
+    linli__reply__free_unpacked(reply, NULL);
+    assert_int_equal(tw.calls, before);
+    assert_int_equal(s_stat(broker, NULL, "requests"), 1);
+    linli_client_destroy(&remote);
+    linli_client_destroy(&local);
+    zactor_destroy(&worker);
+    zactor_destroy(&broker);
+}
+
 int
 main(void)
 {
     linli_log_init("test_broker", LINLI_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_clients_only_on_their_endpoint),
         cmocka_unit_test(test_worker_errors),
         cmocka_unit_test(test_two_workers_share),
         cmocka_unit_test(test_credit_in_flight),

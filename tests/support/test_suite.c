@@ -107,8 +107,15 @@ s_start(ts_suite_t *s, const char *name, int n_registry, const char *const *extr
     s_var(s, "LINLI_ARGON2_OPS=1");
     s_var(s, "LINLI_ARGON2_MEM_KB=64");
     s_var(s, "LINLI_LOG_LEVEL=info");
-    for (size_t i = 0; extra && extra[i]; i++)
+    bool demo_set = false;
+    for (size_t i = 0; extra && extra[i]; i++) {
         s_var(s, "%s", extra[i]);
+        demo_set = demo_set || !strncmp(extra[i], "LINLI_DEMO_VOLUNTEERS=", 22);
+    }
+    //  The demo city's volunteers are for `make up`: a suite starts without
+    //  them unless a test asks (extra).
+    if (!demo_set)
+        s_var(s, "LINLI_DEMO_VOLUNTEERS=0");
 
     if (s_run_tool(s, "linli-registry", "seed-demo") != 0) {
         fprintf(stderr, "test_suite: linli-registry seed-demo failed, see %s\n", s->logdir);
@@ -301,6 +308,8 @@ ts_login(ts_suite_t *s, const char *phone, const char *password)
     if (ts_http(s, "POST", "/v1/auth/login", NULL, body, NULL, &r) == 0 && r.status == 200) {
         const char *t = json_string_value(json_object_get(r.json, "token"));
         token = t ? strdup(t) : NULL;
+    } else {
+        fprintf(stderr, "test_suite: login failed: %ld %s\n", r.status, r.body ? r.body : "");
     }
     ts_http_reply_free(&r);
     return token;

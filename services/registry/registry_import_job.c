@@ -1,0 +1,709 @@
+//  registry_import_job: staging by binary COPY and the one final transaction.
+#include "registry_import_job.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "linli/registry.pb-c.h"
+#include "linli_auth.h"
+#include "linli_log.h"
+#include "linli_outbox.h"
+
+#define S_COPY_CHUNK (1 << 20) //  bytes handed to PQputCopyData at once
+#define S_TUPLE_MAX 16384      //  room one staged row may need, at most
+#define S_ID_BLOCK 10000       //  account ids reserved per round trip
+#define S_PROGRESS_EVERY 10000 //  rows between progress updates and stop checks
+#define S_COMMIT_TRIES 3       //  final transactions tried when a concurrent insert collides
+#define S_MAX_GRANTS 16
+
+static const char s_source[] = "/linli/registry";
+static const char s_type[] = "linli.registry.volunteer.registered";
+
+//  Copy src into dst[cap], truncating.
+static void
+s_copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+// ---------------------------------------------------------------- the work
+
+struct registry_import_job_t {
+    linli_pg_t *pg;                    //  borrowed: the job's session (lock, temp tables)
+    linli_pg_t *side;                  //  borrowed: progress and id blocks
+    registry_import_opts_t opts;       //  strings borrowed
+    char grant_buf[1024];              //  owned copy of opts.grants, cut into roles and scopes
+    Linli__Grant grants[S_MAX_GRANTS]; //  point into grant_buf
+    Linli__Grant *grant_ptrs[S_MAX_GRANTS];
+    Linli__Caller caller;    //  whose scope rows must fall in
+    char (*communities)[16]; //  owned, sorted: every community code
+    size_t n_communities;
+    int this_year;         //  for the age check
+    int64_t t0_ms;         //  created_at/updated_at of every row, the events' version
+    char t0[24];           //  t0_ms as text
+    int64_t *ids;          //  owned: a reserved block of account ids
+    size_t n_ids, next_id; //  ids in the block / used
+    uint8_t *buf;          //  owned: COPY data not yet sent
+    size_t len, cap;
+    bool copying;     //  the COPY is open
+    bool set_wise_fk; //  check foreign keys once per set, not per row
+    bool stopped;     //  should_stop ended it
+    int64_t rows;     //  rows staged (good and refused)
+    int64_t expected; //  rows announced, for progress
+};
+
+static int
+s_cmp_code(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+//  Cut "role scope,role scope" into the caller's grants.
+static void
+s_parse_grants(registry_import_job_t *self)
+{
+    linli__caller__init(&self->caller);
+    s_copy(self->grant_buf, sizeof self->grant_buf, self->opts.grants);
+    size_t n = 0;
+    char *save = NULL;
+    for (char *g = strtok_r(self->grant_buf, ",", &save); g && n < S_MAX_GRANTS;
+         g = strtok_r(NULL, ",", &save)) {
+        char *space = strchr(g, ' ');
+        if (!space)
+            continue;
+        *space = '\0';
+        linli__grant__init(&self->grants[n]);
+        self->grants[n].role = g;
+        self->grants[n].scope = space + 1;
+        self->grant_ptrs[n] = &self->grants[n];
+        n++;
+    }
+    self->caller.n_grants = n;
+    self->caller.grants = self->grant_ptrs;
+}
+
+static int
+s_load_communities(registry_import_job_t *self)
+{
+    PGresult *res =
+        linli_pg_exec(self->pg, "SELECT code FROM areas WHERE level = 'community'", 0, NULL);
+    if (!res)
+        return -1;
+    size_t n = (size_t)PQntuples(res);
+    self->communities = calloc(n ? n : 1, sizeof *self->communities);
+    if (!self->communities) {
+        PQclear(res);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        s_copy(self->communities[i], sizeof self->communities[i], PQgetvalue(res, (int)i, 0));
+    self->n_communities = n;
+    PQclear(res);
+    //  Byte order, whatever the database's collation.
+    qsort(self->communities, n, sizeof *self->communities, s_cmp_code);
+    return 0;
+}
+
+// ---- binary COPY (PostgreSQL's "PGCOPY" format: no escaping, bytea as is)
+
+static void
+s_u16(registry_import_job_t *self, uint16_t v)
+{
+    self->buf[self->len++] = (uint8_t)(v >> 8);
+    self->buf[self->len++] = (uint8_t)v;
+}
+
+static void
+s_u32(registry_import_job_t *self, uint32_t v)
+{
+    for (int shift = 24; shift >= 0; shift -= 8)
+        self->buf[self->len++] = (uint8_t)(v >> shift);
+}
+
+static void
+s_i64(registry_import_job_t *self, int64_t v)
+{
+    s_u32(self, 8);
+    uint64_t u = (uint64_t)v;
+    for (int shift = 56; shift >= 0; shift -= 8)
+        self->buf[self->len++] = (uint8_t)(u >> shift);
+}
+
+static void
+s_i32(registry_import_job_t *self, int32_t v)
+{
+    s_u32(self, 4);
+    s_u32(self, (uint32_t)v);
+}
+
+static void
+s_bytes(registry_import_job_t *self, const void *data, size_t len)
+{
+    s_u32(self, (uint32_t)len);
+    memcpy(self->buf + self->len, data, len);
+    self->len += len;
+}
+
+//  A text value; NULL is SQL NULL.
+static void
+s_text(registry_import_job_t *self, const char *s)
+{
+    if (!s)
+        s_u32(self, 0xffffffffu);
+    else
+        s_bytes(self, s, strlen(s));
+}
+
+static void
+s_null(registry_import_job_t *self)
+{
+    s_u32(self, 0xffffffffu);
+}
+
+//  Send what is buffered. 0 or -1.
+static int
+s_flush(registry_import_job_t *self)
+{
+    if (self->len == 0)
+        return 0;
+    PGconn *conn = linli_pg_conn(self->pg);
+    if (!conn || PQputCopyData(conn, (const char *)self->buf, (int)self->len) != 1) {
+        linli_error("import: job %" PRId64 ": COPY failed: %s", self->opts.job_id,
+                    conn ? PQerrorMessage(conn) : "no connection");
+        return -1;
+    }
+    self->len = 0;
+    return 0;
+}
+
+//  Make room for one more row (flushing first when the chunk is full). 0 or -1.
+static int
+s_room(registry_import_job_t *self)
+{
+    if (self->len >= S_COPY_CHUNK && s_flush(self))
+        return -1;
+    if (self->len + S_TUPLE_MAX <= self->cap)
+        return 0;
+    size_t cap = self->cap ? self->cap : S_COPY_CHUNK + S_TUPLE_MAX;
+    while (self->len + S_TUPLE_MAX > cap)
+        cap *= 2;
+    uint8_t *grown = realloc(self->buf, cap);
+    if (!grown)
+        return -1;
+    self->buf = grown;
+    self->cap = cap;
+    return 0;
+}
+
+//  End the COPY; 0 when the server took every row.
+static int
+s_copy_end(registry_import_job_t *self, const char *abort_reason)
+{
+    if (!self->copying)
+        return 0;
+    self->copying = false;
+    PGconn *conn = linli_pg_conn(self->pg);
+    if (!conn)
+        return -1;
+    int rc = 0;
+    if (!abort_reason) {
+        s_u16(self, 0xffff); //  the trailer
+        rc = s_flush(self);
+    }
+    if (PQputCopyEnd(conn, rc ? "import failed" : abort_reason) != 1)
+        rc = -1;
+    PGresult *res;
+    while ((res = PQgetResult(conn))) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && !abort_reason) {
+            linli_error("import: job %" PRId64 ": staging failed: %s", self->opts.job_id,
+                        PQresultErrorMessage(res));
+            rc = -1;
+        }
+        PQclear(res);
+    }
+    self->len = 0;
+    return abort_reason ? -1 : rc;
+}
+
+//  Every S_PROGRESS_EVERY rows: progress, and whether to stop. 0 or -1.
+static int
+s_tick(registry_import_job_t *self)
+{
+    if (self->rows % S_PROGRESS_EVERY)
+        return 0;
+    int64_t total = self->expected > self->rows ? self->expected : self->rows;
+    registry_import_store_progress(self->side, self->opts.job_id, NULL, total, self->rows);
+    if (self->opts.should_stop && self->opts.should_stop(self->opts.stop_arg)) {
+        self->stopped = true;
+        return -1;
+    }
+    return 0;
+}
+
+//  The next reserved account id, reserving a block when the last is used. 0 when none.
+static int64_t
+s_next_id(registry_import_job_t *self)
+{
+    if (self->next_id == self->n_ids) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", S_ID_BLOCK);
+        const char *params[] = {n};
+        //  nextval per row: race-free beside concurrent sign-ups; the block
+        //  need not be contiguous.
+        PGresult *res = linli_pg_exec(
+            self->side, "SELECT nextval('accounts_id_seq') FROM generate_series(1, $1::int)", 1,
+            params);
+        if (!res)
+            return 0;
+        self->n_ids = 0;
+        self->next_id = 0;
+        for (int i = 0; i < PQntuples(res) && i < S_ID_BLOCK; i++)
+            self->ids[self->n_ids++] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        PQclear(res);
+        if (self->n_ids == 0)
+            return 0;
+    }
+    return self->ids[self->next_id++];
+}
+
+//  Foreign keys are checked by per-row triggers: five lookups per
+//  volunteer, a third of the final transaction. When the tables carry no
+//  trigger but those foreign keys, and the role may set
+//  session_replication_role, the final transaction makes the same checks
+//  once per set instead (with the same row locks) and skips the triggers.
+static bool
+s_set_wise_fk_allowed(linli_pg_t *pg)
+{
+    PGresult *res = linli_pg_exec(
+        pg,
+        "SELECT has_parameter_privilege('session_replication_role', 'SET') "
+        "AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN "
+        "  ('accounts'::regclass, 'volunteers'::regclass, 'outbox'::regclass)) "
+        "AND (SELECT array_agg(conname::text ORDER BY conname) FROM pg_constraint "
+        "  WHERE contype = 'f' AND conrelid IN "
+        "  ('accounts'::regclass, 'volunteers'::regclass, 'outbox'::regclass)) "
+        "  = ARRAY['accounts_area_fkey', 'accounts_created_by_fkey', "
+        "          'volunteers_community_fkey', 'volunteers_id_fkey', "
+        "          'volunteers_verified_by_fkey']",
+        0, NULL);
+    bool ok = res && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return ok;
+}
+
+registry_import_job_t *
+registry_import_job_new(linli_pg_t *pg, linli_pg_t *side, const registry_import_opts_t *opts)
+{
+    registry_import_job_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->pg = pg;
+    self->side = side;
+    self->opts = *opts;
+    if (!self->opts.actor)
+        self->opts.actor = "import";
+    s_parse_grants(self);
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    self->this_year = tm.tm_year + 1900;
+    self->t0_ms = linli_now_ms();
+    snprintf(self->t0, sizeof self->t0, "%" PRId64, self->t0_ms);
+    self->ids = calloc(S_ID_BLOCK, sizeof *self->ids);
+    if (!self->ids || s_load_communities(self) || s_room(self)) {
+        registry_import_job_destroy(&self);
+        return NULL;
+    }
+    //  Local buffers for the staging table: only settable before the
+    //  session's first temporary table.
+    static const char *setup[] = {
+        "SELECT CASE WHEN pg_my_temp_schema() = 0 THEN set_config('temp_buffers', '256MB', "
+        "false) END",
+        "DROP TABLE IF EXISTS import_stage, import_bad",
+        //  One row per data row: a good row sealed and ready, or a refused
+        //  row with code/field/message and nothing else.
+        "CREATE TEMP TABLE import_stage (line bigint, id bigint, name text, community text, "
+        "id_number_enc text, id_number_hash text, phone_enc text, phone_hash text, gender text, "
+        "birth_year int, political_status text, skills text, free_slots text, status text, "
+        "event_id text, payload bytea, code text, field text, message text)",
+        "CREATE TEMP TABLE import_bad (line bigint PRIMARY KEY, code text NOT NULL, "
+        "field text NOT NULL, message text NOT NULL)",
+        NULL,
+    };
+    for (size_t i = 0; setup[i]; i++)
+        if (linli_pg_command(self->pg, setup[i], 0, NULL)) {
+            registry_import_job_destroy(&self);
+            return NULL;
+        }
+    self->set_wise_fk = s_set_wise_fk_allowed(self->pg);
+    PGresult *res =
+        linli_pg_exec(self->pg, "COPY import_stage FROM STDIN (FORMAT binary)", 0, NULL);
+    if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
+        PQclear(res);
+        registry_import_job_destroy(&self);
+        return NULL;
+    }
+    PQclear(res);
+    self->copying = true;
+    //  The header: signature, flags, extension length.
+    static const uint8_t signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+    memcpy(self->buf, signature, sizeof signature);
+    self->len = sizeof signature;
+    s_u32(self, 0);
+    s_u32(self, 0);
+    registry_import_store_progress(self->side, self->opts.job_id, "staging", 0, 0);
+    return self;
+}
+
+void
+registry_import_job_destroy(registry_import_job_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    registry_import_job_t *self = *self_p;
+    if (self->copying)
+        s_copy_end(self, "import abandoned");
+    if (linli_pg_in_tx(self->pg))
+        linli_pg_rollback(self->pg);
+    //  Temporary tables go with the session anyway; free their space now.
+    linli_pg_command(self->pg, "DROP TABLE IF EXISTS import_stage, import_bad", 0, NULL);
+    free(self->communities);
+    free(self->ids);
+    free(self->buf);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+registry_import_job_expect(registry_import_job_t *self, int64_t total)
+{
+    self->expected = total;
+    registry_import_store_progress(self->side, self->opts.job_id, NULL, total, self->rows);
+}
+
+bool
+registry_import_job_stopped(const registry_import_job_t *self)
+{
+    return self->stopped;
+}
+
+int
+registry_import_job_reject(registry_import_job_t *self, int64_t line, const char *code,
+                           const char *field, const char *message)
+{
+    if (s_room(self))
+        return -1;
+    s_u16(self, 19);
+    s_i64(self, line);
+    for (int i = 0; i < 15; i++)
+        s_null(self);
+    s_text(self, code);
+    s_text(self, field ? field : "");
+    s_text(self, message);
+    self->rows++;
+    return s_tick(self);
+}
+
+//  Pack the row's event (a linli.Event holding a VolunteerEvent) into out[cap].
+//  Its length, or 0 when it does not fit.
+static size_t
+s_event(registry_import_job_t *self, int64_t id, const registry_person_t *p, const char *status,
+        char event_id[33], uint8_t *out, size_t cap)
+{
+    char idbuf[24], subject[40];
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
+    snprintf(subject, sizeof subject, "volunteer/%" PRId64, id);
+    char bufs[2][REGISTRY_MAX_TAGS * 34 + 3];
+    const char *skills[REGISTRY_MAX_TAGS], *slots[REGISTRY_MAX_TAGS];
+    Linli__Registry__VolunteerEvent data = LINLI__REGISTRY__VOLUNTEER_EVENT__INIT;
+    data.id = idbuf;
+    data.community = (char *)p->community;
+    data.status = (char *)status;
+    data.n_skills =
+        registry_tags_parse(p->skills, bufs[0], sizeof bufs[0], skills, REGISTRY_MAX_TAGS);
+    data.skills = (char **)skills;
+    data.n_free_slots =
+        registry_tags_parse(p->free_slots, bufs[1], sizeof bufs[1], slots, REGISTRY_MAX_TAGS);
+    data.free_slots = (char **)slots;
+    data.actor = (char *)self->opts.actor;
+    data.has_version = true;
+    data.version = self->t0_ms; //  = updated_at of the row
+    uint8_t packed[4096];
+    size_t dlen = protobuf_c_message_get_packed_size(&data.base);
+    if (dlen > sizeof packed)
+        return 0;
+    protobuf_c_message_pack(&data.base, packed);
+
+    linli_event_new_id(event_id);
+    Linli__Event ev = LINLI__EVENT__INIT;
+    ev.id = event_id;
+    ev.source = (char *)s_source;
+    ev.type = (char *)s_type;
+    ev.time_ms = self->t0_ms;
+    ev.subject = subject;
+    ev.area = (char *)p->community;
+    ev.data_type = (char *)data.base.descriptor->name;
+    ev.has_data = true;
+    ev.data.data = packed;
+    ev.data.len = dlen;
+    size_t len = linli__event__get_packed_size(&ev);
+    if (len > cap)
+        return 0;
+    return linli__event__pack(&ev, out);
+}
+
+int
+registry_import_job_add(registry_import_job_t *self, int64_t line,
+                        const registry_person_input_t *in, const char *status)
+{
+    registry_person_t p;
+    registry_person_error_t e;
+    if (registry_person_prepare(in, self->this_year, &p, &e)) {
+        if (!strcmp(e.code, "internal")) {
+            linli_error("import: job %" PRId64 ": a record could not be sealed", self->opts.job_id);
+            return -1;
+        }
+        return registry_import_job_reject(self, line, e.code, e.field, e.message);
+    }
+    if (!bsearch(p.community, self->communities, self->n_communities, sizeof *self->communities,
+                 s_cmp_code))
+        return registry_import_job_reject(self, line, "unknown_community", "community",
+                                          "no community has this code");
+    if (linli_auth_rank_over(&self->caller, p.community) < 1)
+        return registry_import_job_reject(self, line, "out_of_scope", "community",
+                                          "this community is outside your area");
+    if (!status || !*status)
+        status = "pending";
+    if (strcmp(status, "pending") && strcmp(status, "verified"))
+        return registry_import_job_reject(self, line, "invalid_value", "status",
+                                          "status must be pending or verified");
+    int64_t id = s_next_id(self);
+    if (!id)
+        return -1;
+    char event_id[33];
+    uint8_t event[6144];
+    size_t elen = s_event(self, id, &p, status, event_id, event, sizeof event);
+    if (!elen || s_room(self))
+        return -1;
+    s_u16(self, 19);
+    s_i64(self, line);
+    s_i64(self, id);
+    s_text(self, p.name);
+    s_text(self, p.community);
+    s_text(self, p.id_number_enc);
+    s_text(self, p.id_number_hash);
+    s_text(self, p.phone_enc);
+    s_text(self, p.phone_hash);
+    s_text(self, p.gender);
+    s_i32(self, p.birth_year);
+    s_text(self, p.political_status);
+    s_text(self, p.skills);
+    s_text(self, p.free_slots);
+    s_text(self, status);
+    s_text(self, event_id);
+    s_bytes(self, event, elen);
+    s_null(self);
+    s_null(self);
+    s_null(self);
+    self->rows++;
+    return s_tick(self);
+}
+
+// ---------------------------------------------------------------- the final transaction
+
+//  Refused rows: those C refused, then in-file and database duplicates of
+//  the rest, found set-wise (hash aggregates and joins, no per-row probes).
+static const char s_find_bad[] =
+    "INSERT INTO import_bad (line, code, field, message) "
+    "SELECT line, code, coalesce(field, ''), message FROM import_stage WHERE code IS NOT NULL "
+    "UNION ALL "
+    "SELECT s.line, "
+    "  CASE WHEN di.first IS NOT NULL OR dp.first IS NOT NULL THEN 'duplicate_in_file' "
+    "       WHEN v.id IS NOT NULL THEN 'duplicate_id_number' ELSE 'phone_taken' END, "
+    "  CASE WHEN di.first IS NOT NULL THEN 'id_number' WHEN dp.first IS NOT NULL THEN 'phone' "
+    "       WHEN v.id IS NOT NULL THEN 'id_number' ELSE 'phone' END, "
+    "  CASE WHEN di.first IS NOT NULL "
+    "       THEN 'the same id_number is on line ' || di.first || ' of this file' "
+    "       WHEN dp.first IS NOT NULL "
+    "       THEN 'the same phone is on line ' || dp.first || ' of this file' "
+    "       WHEN v.id IS NOT NULL THEN 'a volunteer with this id_number is registered already' "
+    "       ELSE 'an account with this phone exists already' END "
+    "FROM import_stage s "
+    "LEFT JOIN (SELECT id_number_hash, min(line) AS first FROM import_stage WHERE code IS NULL "
+    "           GROUP BY 1 HAVING count(*) > 1) di "
+    "  ON di.id_number_hash = s.id_number_hash AND di.first <> s.line "
+    "LEFT JOIN (SELECT phone_hash, min(line) AS first FROM import_stage WHERE code IS NULL "
+    "           GROUP BY 1 HAVING count(*) > 1) dp "
+    "  ON dp.phone_hash = s.phone_hash AND dp.first <> s.line "
+    "LEFT JOIN volunteers v ON v.id_number_hash = s.id_number_hash "
+    "LEFT JOIN accounts a ON a.phone_hash = s.phone_hash "
+    "WHERE s.code IS NULL "
+    "  AND (di.first IS NOT NULL OR dp.first IS NOT NULL OR v.id IS NOT NULL OR a.id IS NOT NULL)";
+
+static const char s_insert_accounts[] =
+    "INSERT INTO accounts (id, kind, name, phone_enc, phone_hash, password_hash, area, "
+    "created_by, created_at) "
+    "SELECT id, 'volunteer', name, phone_enc, phone_hash, $1, community, $2::bigint, "
+    "timestamptz 'epoch' + $3::bigint * interval '1 millisecond' FROM import_stage";
+
+static const char s_insert_volunteers[] =
+    "INSERT INTO volunteers (id, community, id_number_enc, id_number_hash, gender, birth_year, "
+    "political_status, skills, free_slots, status, source, verified_by, verified_at, "
+    "created_at, updated_at) "
+    "SELECT id, community, id_number_enc, id_number_hash, gender, birth_year, "
+    "nullif(political_status, ''), skills::text[], free_slots::text[], status, 'import', "
+    "CASE WHEN status = 'verified' THEN $1::bigint END, CASE WHEN status = 'verified' THEN t END, "
+    "t, t FROM import_stage, "
+    "(SELECT timestamptz 'epoch' + $2::bigint * interval '1 millisecond' AS t) t0";
+
+static const char s_insert_events[] =
+    "INSERT INTO outbox (event_id, type, area, payload) "
+    "SELECT event_id, 'linli.registry.volunteer.registered', community, payload FROM import_stage";
+
+//  Run one statement of the final transaction; *rows its row count, *state
+//  its SQLSTATE on failure. 0 or -1.
+static int
+s_step(linli_pg_t *pg, const char *sql, int n, const char *const *params, int64_t *rows,
+       char state[6])
+{
+    PGresult *res = linli_pg_exec_state(pg, sql, n, params, state);
+    if (!res)
+        return -1;
+    if (rows)
+        *rows = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+//  The foreign-key triggers' checks, once for the whole set, with their row
+//  locks (FOR KEY SHARE: the areas and the creator cannot go away before
+//  the commit); then the triggers are skipped until the inserts are done.
+//  volunteers.id -> accounts holds by construction: both rows are written
+//  here. 0, or -1 (state "23503" when a key is missing).
+static int
+s_check_keys(registry_import_job_t *self, const char *creator, char state[6])
+{
+    PGresult *res = linli_pg_exec_state(
+        self->pg,
+        "WITH c AS (SELECT DISTINCT community FROM import_stage), "
+        "l AS (SELECT a.code FROM areas a JOIN c ON a.code = c.community FOR KEY SHARE OF a) "
+        "SELECT (SELECT count(*) FROM c) = (SELECT count(*) FROM l)",
+        0, NULL, state);
+    bool ok = res && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (ok && creator) {
+        const char *params[] = {creator};
+        res = linli_pg_exec_state(self->pg,
+                                  "SELECT 1 FROM accounts WHERE id = $1::bigint FOR KEY SHARE", 1,
+                                  params, state);
+        ok = res && PQntuples(res) == 1;
+        PQclear(res);
+    }
+    if (!ok) {
+        if (!*state)
+            snprintf(state, 6, "23503");
+        linli_error("import: job %" PRId64 ": a community or the creator is gone",
+                    self->opts.job_id);
+        return -1;
+    }
+    return s_step(self->pg, "SET LOCAL session_replication_role = replica", 0, NULL, NULL, state);
+}
+
+//  One try of the final transaction. 0, or -1 with state set ("23505": a
+//  concurrent insert took a phone or ID number: try again).
+static int
+s_write(registry_import_job_t *self, registry_import_result_t *out, char state[6])
+{
+    char id[24], by[24], imported[24], rejected[24], total[24];
+    snprintf(id, sizeof id, "%" PRId64, self->opts.job_id);
+    snprintf(by, sizeof by, "%" PRId64, self->opts.created_by);
+    const char *creator = self->opts.created_by > 0 ? by : NULL;
+    state[0] = '\0';
+    if (linli_pg_begin(self->pg))
+        return -1;
+    //  Imports write one at a time: each sees the others' volunteers.
+    if (s_step(self->pg, "SELECT pg_advisory_xact_lock(hashtext('linli.registry.import.write'))", 0,
+               NULL, NULL, state) ||
+        s_step(self->pg, "SET LOCAL work_mem = '256MB'", 0, NULL, NULL, state) ||
+        //  Compiling these one-off statements costs more than it saves.
+        s_step(self->pg, "SET LOCAL jit = off", 0, NULL, NULL, state) ||
+        s_step(self->pg, s_find_bad, 0, NULL, &out->rejected, state) ||
+        s_step(self->pg, "ANALYZE import_bad", 0, NULL, NULL, state) ||
+        s_step(self->pg, "DELETE FROM import_stage s USING import_bad b WHERE s.line = b.line", 0,
+               NULL, NULL, state))
+        return -1;
+    if (self->opts.dry_run && s_step(self->pg, "SAVEPOINT dry_run", 0, NULL, NULL, state))
+        return -1;
+    if (self->set_wise_fk && s_check_keys(self, creator, state))
+        return -1;
+    const char *ap[] = {self->opts.password_hash, creator, self->t0};
+    const char *vp[] = {creator, self->t0};
+    if (s_step(self->pg, s_insert_accounts, 3, ap, &out->imported, state) ||
+        s_step(self->pg, s_insert_volunteers, 2, vp, NULL, state) ||
+        s_step(self->pg, s_insert_events, 0, NULL, NULL, state))
+        return -1;
+    if (self->set_wise_fk &&
+        s_step(self->pg, "SET LOCAL session_replication_role = origin", 0, NULL, NULL, state))
+        return -1;
+    if (self->opts.dry_run &&
+        s_step(self->pg, "ROLLBACK TO SAVEPOINT dry_run", 0, NULL, NULL, state))
+        return -1;
+    snprintf(imported, sizeof imported, "%" PRId64, out->imported);
+    snprintf(rejected, sizeof rejected, "%" PRId64, out->rejected);
+    snprintf(total, sizeof total, "%" PRId64, self->rows);
+    const char *ep[] = {id};
+    const char *jp[] = {id, imported, rejected, total};
+    int64_t done = 0;
+    if (s_step(self->pg,
+               "INSERT INTO import_errors (job_id, line, code, field, message) "
+               "SELECT $1::bigint, line, code, field, message FROM import_bad",
+               1, ep, NULL, state) ||
+        s_step(self->pg,
+               "UPDATE import_jobs SET status = 'done', phase = NULL, imported = $2::bigint, "
+               "rejected = $3::bigint, total_rows = $4::bigint, processed_rows = $4::bigint, "
+               "finished_at = clock_timestamp() WHERE id = $1::bigint AND status = 'running'",
+               4, jp, &done, state) ||
+        s_step(self->pg, "DELETE FROM import_files WHERE job_id = $1::bigint", 1, ep, NULL, state))
+        return -1;
+    if (done != 1) {
+        linli_error("import: job %s is no longer running here; its work is dropped", id);
+        return -1;
+    }
+    return linli_pg_commit(self->pg);
+}
+
+int
+registry_import_job_commit(registry_import_job_t *self, registry_import_result_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->total = self->rows;
+    if (s_copy_end(self, NULL))
+        return -1;
+    registry_import_store_progress(self->side, self->opts.job_id, "writing", self->rows,
+                                   self->rows);
+    //  Temporary tables are never analysed automatically; the plan needs
+    //  sizes and distinct counts, which a small sample gives.
+    if (linli_pg_command(self->pg, "SET default_statistics_target = 10", 0, NULL) ||
+        linli_pg_command(self->pg,
+                         "ANALYZE import_stage (line, community, id_number_hash, phone_hash, code)",
+                         0, NULL) ||
+        linli_pg_command(self->pg, "RESET default_statistics_target", 0, NULL))
+        return -1;
+    for (int attempt = 1; attempt <= S_COMMIT_TRIES; attempt++) {
+        char state[6];
+        out->imported = out->rejected = 0;
+        if (s_write(self, out, state) == 0) {
+            linli_pg_command(self->pg, "DROP TABLE IF EXISTS import_stage, import_bad", 0, NULL);
+            return 0;
+        }
+        linli_pg_rollback(self->pg);
+        if (strcmp(state, "23505"))
+            break;
+        linli_warn("import: job %" PRId64 ": a concurrent sign-up collided; trying again",
+                   self->opts.job_id);
+    }
+    return -1;
+}

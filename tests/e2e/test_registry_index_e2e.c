@@ -1,0 +1,222 @@
+//  The matching index end to end: volunteers signed up and verified through
+//  the gateway appear in Redis (two registry processes share the consumer
+//  group), leave it when suspended, keep coming with one registry killed,
+//  and `linli-registry rebuild-index` restores the index from PostgreSQL.
+#include "test_suite.h"
+#include "linli_pg.h"
+#include "linli_redis.h"
+
+//  e2e tests link common/ and the test support only: the index's read API
+//  is compiled in directly (it needs no other registry source).
+#include "../../services/registry/registry_index.c"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define C1 "420102001001"
+
+static ts_suite_t s_suite;
+static char *s_admin;             //  city admin's token
+static linli_redis_t *s_redis;    //  the suite's Redis, its prefix
+static double s_c1_lat, s_c1_lng; //  C1's centre from PostgreSQL
+
+static void
+s_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+//  An 18-character ID number with a correct GB 11643 check digit.
+static void
+s_id_number(const char *region, const char *birth, int seq, char out[19])
+{
+    static const int weights[] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+    static const char checks[] = "10X98765432";
+    snprintf(out, 19, "%s%s%03d", region, birth, seq % 1000);
+    int sum = 0;
+    for (int i = 0; i < 17; i++)
+        sum += (out[i] - '0') * weights[i];
+    out[17] = checks[sum % 11];
+    out[18] = '\0';
+}
+
+//  Sign a volunteer up in C1 by staff; its id into id. HTTP status.
+static long
+s_sign_up(int seq, const char *skills, char *id, size_t cap)
+{
+    char idn[19], body[1024];
+    s_id_number("420102", "19850505", seq, idn);
+    snprintf(body, sizeof body,
+             "{\"name\":\"志愿者\",\"id_number\":\"%s\",\"phone\":\"150000%05d\","
+             "\"community\":\"" C1 "\",\"skills\":[%s],\"free_slots\":[\"sat_am\"]}",
+             idn, seq, skills);
+    ts_http_reply_t r;
+    assert_int_equal(ts_http(&s_suite, "POST", "/v1/volunteers", s_admin, body, NULL, &r), 0);
+    const char *v = json_string_value(json_object_get(json_object_get(r.json, "volunteer"), "id"));
+    snprintf(id, cap, "%s", v ? v : "");
+    long status = r.status;
+    ts_http_reply_free(&r);
+    return status;
+}
+
+//  POST path with body as the admin; HTTP status.
+static long
+s_post(const char *path, const char *body)
+{
+    ts_http_reply_t r;
+    assert_int_equal(ts_http(&s_suite, "POST", path, s_admin, body, NULL, &r), 0);
+    long status = r.status;
+    ts_http_reply_free(&r);
+    return status;
+}
+
+//  Wait (5 s at most) until vol:<id> has this status. true when it did.
+static bool
+s_wait_status(const char *id, const char *status)
+{
+    char key[256];
+    linli_redis_key(s_redis, key, sizeof key, "vol:%s", id);
+    for (int64_t until = ts_mono_ms() + 5000; ts_mono_ms() < until; s_sleep_ms(25)) {
+        redisReply *reply = linli_redis_cmd(s_redis, "HGET %s status", key);
+        bool done = reply && reply->type == REDIS_REPLY_STRING && !strcmp(reply->str, status);
+        freeReplyObject(reply);
+        if (done)
+            return true;
+    }
+    return false;
+}
+
+//  Is id among the verified volunteers near C1 with skill?
+static bool
+s_candidate(const char *id, const char *skill)
+{
+    registry_candidate_t out[64];
+    size_t n = 0;
+    assert_int_equal(
+        registry_index_candidates(s_redis, s_c1_lat, s_c1_lng, 300, skill, "sat_am", 64, out, &n),
+        0);
+    for (size_t i = 0; i < n; i++)
+        if (out[i].id == strtoll(id, NULL, 10))
+            return out[i].dist_m < 1.0;
+    return false;
+}
+
+static int
+s_setup(void **state)
+{
+    (void)state;
+    if (ts_suite_start(&s_suite, "index_e2e", 2, NULL))
+        return -1;
+    s_admin = ts_login(&s_suite, TS_ADMIN_PHONE, TS_ADMIN_PASSWORD);
+    s_redis = linli_redis_new("127.0.0.1", s_suite.env.redis.port, 5000, s_suite.env.prefix);
+    linli_pg_t *pg = linli_pg_new(s_suite.env.dsn, "registry", 5000);
+    PGresult *res = pg ? linli_pg_exec(pg, "SELECT lat, lng FROM areas WHERE code = $1", 1,
+                                       (const char *[]){C1})
+                       : NULL;
+    if (res && PQntuples(res) == 1) {
+        s_c1_lat = strtod(PQgetvalue(res, 0, 0), NULL);
+        s_c1_lng = strtod(PQgetvalue(res, 0, 1), NULL);
+    }
+    PQclear(res);
+    linli_pg_destroy(&pg);
+    return s_admin && s_redis && s_c1_lat > 0 ? 0 : -1;
+}
+
+static int
+s_teardown(void **state)
+{
+    (void)state;
+    free(s_admin);
+    linli_redis_destroy(&s_redis);
+    ts_suite_stop(&s_suite);
+    return 0;
+}
+
+static void
+test_verified_volunteer_in_redis(void **state)
+{
+    (void)state;
+    char id[32], path[96];
+    assert_int_equal(s_sign_up(1, "\"elderly_care\",\"repair\"", id, sizeof id), 201);
+    assert_true(s_wait_status(id, "pending"));
+    assert_false(s_candidate(id, "repair"));
+
+    snprintf(path, sizeof path, "/v1/volunteers/%s/verify", id);
+    assert_int_equal(s_post(path, NULL), 200);
+    assert_true(s_wait_status(id, "verified"));
+    //  At its community's centre, with its skills and slot.
+    assert_true(s_candidate(id, "repair"));
+    assert_true(s_candidate(id, "elderly_care"));
+    assert_false(s_candidate(id, "tutoring"));
+
+    snprintf(path, sizeof path, "/v1/volunteers/%s/status", id);
+    assert_int_equal(s_post(path, "{\"status\":\"suspended\"}"), 200);
+    assert_true(s_wait_status(id, "suspended"));
+    assert_false(s_candidate(id, "repair"));
+    assert_int_equal(s_post(path, "{\"status\":\"verified\"}"), 200);
+    assert_true(s_wait_status(id, "verified"));
+    assert_true(s_candidate(id, "repair"));
+}
+
+static void
+test_registry_killed_and_rebuild(void **state)
+{
+    (void)state;
+    //  One registry process dies; the other serves and indexes what follows.
+    //  (A consumer killed before XACK: tests/integration/test_registry_index.c.)
+    assert_int_equal(ts_kill(s_suite.registry[0], SIGKILL), 0);
+    s_suite.registry[0] = 0;
+    assert_int_equal(ts_suite_wait_workers(&s_suite, "registry", 1, 10000), 0);
+    char ids[5][32], path[256];
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(s_sign_up(10 + i, "\"repair\"", ids[i], sizeof ids[i]), 201);
+        snprintf(path, sizeof path, "/v1/volunteers/%s/verify", ids[i]);
+        assert_int_equal(s_post(path, NULL), 200);
+    }
+    for (int i = 0; i < 5; i++) {
+        assert_true(s_wait_status(ids[i], "verified"));
+        assert_true(s_candidate(ids[i], "repair"));
+    }
+
+    //  The index lost: the tool rebuilds it from PostgreSQL.
+    assert_true(registry_index_clear(s_redis) > 0);
+    assert_false(s_candidate(ids[0], "repair"));
+    char bin[512], log[600];
+    ts_bin("linli-registry", bin, sizeof bin);
+    snprintf(log, sizeof log, "%s/rebuild-index.log", s_suite.logdir);
+    const char *argv[] = {bin, "rebuild-index", NULL};
+    pid_t pid = ts_spawn(argv, s_suite.envp, log);
+    assert_true(pid > 0);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    for (int i = 0; i < 5; i++) {
+        assert_true(s_wait_status(ids[i], "verified"));
+        assert_true(s_candidate(ids[i], "repair"));
+    }
+    //  A bad argument is refused.
+    const char *bad[] = {bin, "rebuild-index", "--everything", NULL};
+    pid = ts_spawn(bad, s_suite.envp, log);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_verified_volunteer_in_redis),
+        cmocka_unit_test(test_registry_killed_and_rebuild),
+    };
+    return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}
