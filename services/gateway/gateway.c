@@ -597,7 +597,10 @@ s_proceed(s_stage_t *st, int rc, Linli__Caller *caller, const char *session_hash
         }
     }
     char bad[128] = "";
-    if (s_query_params(uri ? evhttp_uri_get_query(uri) : NULL, params, bad, sizeof bad)) {
+    if (s_query_params(uri ? evhttp_uri_get_query(uri) : NULL, params, bad, sizeof bad) ||
+        (route->raw_body && json_object_get(params, route->raw_body) &&
+         snprintf(bad, sizeof bad, "%s", route->raw_body))) {
+        //  A raw-body route's field comes from the body only.
         json_decref(body);
         json_decref(params);
         if (caller)

@@ -87,10 +87,9 @@ registry_slot_valid(const char *slot)
     return day && (!strcmp(part, "am") || !strcmp(part, "pm") || !strcmp(part, "eve"));
 }
 
-//  Write tags as a PostgreSQL array literal; the tags are plain words, so
-//  they need no quoting. Duplicates are dropped.
-static int
-s_tags(const char *const *tags, size_t n, bool (*valid)(const char *), char *out, size_t cap)
+int
+registry_tags_literal(const char *const *tags, size_t n, bool (*valid)(const char *), char *out,
+                      size_t cap)
 {
     size_t len = 0;
     out[len++] = '{';
@@ -173,12 +172,13 @@ registry_person_prepare(const registry_person_input_t *in, int this_year, regist
         snprintf(out->political_status, sizeof out->political_status, "%s", in->political_status);
     }
     if (in->n_skills > REGISTRY_MAX_TAGS ||
-        s_tags(in->skills, in->n_skills, registry_skill_valid, out->skills, sizeof out->skills))
+        registry_tags_literal(in->skills, in->n_skills, registry_skill_valid, out->skills,
+                              sizeof out->skills))
         return s_fail(err, "invalid_value", "skills",
                       "skills are up to 32 words of a-z, 0-9 and _");
     if (in->n_free_slots > REGISTRY_MAX_TAGS ||
-        s_tags(in->free_slots, in->n_free_slots, registry_slot_valid, out->free_slots,
-               sizeof out->free_slots))
+        registry_tags_literal(in->free_slots, in->n_free_slots, registry_slot_valid,
+                              out->free_slots, sizeof out->free_slots))
         return s_fail(err, "invalid_value", "free_slots",
                       "free_slots are like sat_am: mon..sun, then am, pm or eve");
 

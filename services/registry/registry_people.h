@@ -63,6 +63,12 @@ bool registry_political_valid(const char *status);
 bool registry_skill_valid(const char *skill);
 bool registry_slot_valid(const char *slot);
 
+//  Write tags (each checked by valid) as a PostgreSQL array literal "{a,b}"
+//  into out; the tags are plain words, so they need no quoting. Duplicates
+//  are dropped. 0, or -1 on an invalid tag or when out is too small.
+int registry_tags_literal(const char *const *tags, size_t n, bool (*valid)(const char *), char *out,
+                          size_t cap);
+
 //  Parse a PostgreSQL text[] literal of plain tags ("{a,b}") into out
 //  (pointers into buf, which receives a copy). Returns the count.
 size_t registry_tags_parse(const char *literal, char *buf, size_t cap, const char **out,

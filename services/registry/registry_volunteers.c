@@ -206,6 +206,15 @@ s_sign_up(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     //  Staff covering the community enter people on their behalf; anyone
     //  else signs up themselves, with a password, rate-limited per address.
     bool by_staff = linli_auth_rank_over(caller, community) > 0;
+    //  Staff entering someone outside their area is an action out of scope,
+    //  not a self sign-up.
+    bool is_staff = false;
+    for (size_t i = 0; i < caller->n_grants; i++)
+        if (linli_auth_rank(caller->grants[i]->role) > 0)
+            is_staff = true;
+    if (is_staff && !by_staff)
+        return linli_fail_field(request, 403, "out_of_scope", "community",
+                                "that community is outside your area");
     if (!by_staff) {
         if (!req->password)
             return linli_fail_field(request, 400, "missing_field", "password",
@@ -242,8 +251,11 @@ s_sign_up(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     registry_person_t person;
     registry_person_error_t perr;
     if (registry_person_prepare(&in, s_this_year(), &person, &perr))
-        return linli_fail_field(request, !strcmp(perr.code, "too_young") ? 422 : 400, perr.code,
-                                perr.field, "%s", perr.message);
+        return linli_fail_field(request,
+                                !strcmp(perr.code, "internal")    ? 500
+                                : !strcmp(perr.code, "too_young") ? 422
+                                                                  : 400,
+                                perr.code, perr.field, "%s", perr.message);
     bool exists;
     if (s_community_exists(self, community, &exists))
         return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
@@ -448,22 +460,14 @@ s_update(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
                                     "political_status is not one of the known values");
         snprintf(v.political_status, sizeof v.political_status, "%s", req->political_status);
     }
-    if (req->n_skills || (req->has_clear_skills && req->clear_skills)) {
-        size_t len = 0;
-        v.skills[len++] = '{';
-        for (size_t i = 0; i < req->n_skills; i++)
-            len += (size_t)snprintf(v.skills + len, sizeof v.skills - len, "%s%s", i ? "," : "",
-                                    req->skills[i]);
-        snprintf(v.skills + len, sizeof v.skills - len, "}");
-    }
-    if (req->n_free_slots || (req->has_clear_free_slots && req->clear_free_slots)) {
-        size_t len = 0;
-        v.free_slots[len++] = '{';
-        for (size_t i = 0; i < req->n_free_slots; i++)
-            len += (size_t)snprintf(v.free_slots + len, sizeof v.free_slots - len, "%s%s",
-                                    i ? "," : "", req->free_slots[i]);
-        snprintf(v.free_slots + len, sizeof v.free_slots - len, "}");
-    }
+    //  Lists are replaced whole, duplicates dropped (as at sign-up).
+    if ((req->n_skills || (req->has_clear_skills && req->clear_skills)) &&
+        registry_tags_literal(S_TAGS(req, skills), registry_skill_valid, v.skills, sizeof v.skills))
+        return linli_idem_abort(&idem, request, 400, "invalid_value", "too many skills");
+    if ((req->n_free_slots || (req->has_clear_free_slots && req->clear_free_slots)) &&
+        registry_tags_literal(S_TAGS(req, free_slots), registry_slot_valid, v.free_slots,
+                              sizeof v.free_slots))
+        return linli_idem_abort(&idem, request, 400, "invalid_value", "too many free slots");
     if (registry_volunteer_save(self->pg, &v) ||
         s_emit(self, "linli.registry.volunteer.updated", &v, caller->user_id ? caller->user_id : "",
                NULL, strcmp(previous, v.community) ? previous : NULL))

@@ -44,7 +44,10 @@ export LINLI_SIGNUP_PER_ADDR=1000000
 export LINLI_DEMO_VOLUNTEERS=0
 "$build/linli-registry" seed-demo 2>"$work/seed.log"
 "$build/linli-gateway" 2>"$work/gateway.log" & pids+=($!)
-"$build/linli-registry" 2>"$work/registry.log" & pids+=($!)
+# Registry workers, as `make up` runs them (LINLI_BENCH_WORKERS, default 2).
+for i in $(seq 1 "${LINLI_BENCH_WORKERS:-2}"); do
+    "$build/linli-registry" 2>"$work/registry-$i.log" & pids+=($!)
+done
 for _ in $(seq 100); do
     curl -fs "http://127.0.0.1:$http_port/v1/areas/420102" >/dev/null 2>&1 && break; sleep 0.1
 done
@@ -88,7 +91,7 @@ as_pg "$pgbin/pgbench" -h 127.0.0.1 -p "$pg_port" -U linli -i -q linli >/dev/nul
 pg_tps=$(as_pg "$pgbin/pgbench" -h 127.0.0.1 -p "$pg_port" -U linli -S -c "$conns" -j 2 -T "$secs" linli 2>/dev/null |
     awk '/^tps/ {printf "%.0f", $3}')
 
-echo "commit $(git -C "$root" rev-parse --short HEAD), $(nproc) cores, ${secs}s per run, $conns connections"
+echo "commit $(git -C "$root" rev-parse --short HEAD), $(nproc) cores, ${secs}s per run, $conns connections, ${LINLI_BENCH_WORKERS:-2} registry workers"
 printf '%-24s %10s %9s %9s\n' "" "req/s" "p50 ms" "p99 ms"
 printf '%-24s %10s %9s %9s\n' "GET /healthz" "$h_rps" "$h_p50" "$h_p99"
 printf '%-24s %10s %9s %9s\n' "GET /v1/areas/420102" "$a_rps" "$a_p50" "$a_p99"

@@ -215,6 +215,13 @@ test_sign_up_and_id_numbers(void **state)
     r = s_sign_up(s_worker, "赵四", other, "15000000005", C1, NULL, 0);
     assert_int_equal(r.status, 409);
     ts_http_reply_free(&r);
+    //  Staff entering someone into another district's community: 403, not a
+    //  self sign-up in disguise.
+    s_id_number("420102", "19720202", 77, other);
+    r = s_sign_up(s_wuchang, "韩五", other, "15000000006", C1, NULL, 0);
+    assert_int_equal(r.status, 403);
+    assert_string_equal(ts_error_code(&r), "out_of_scope");
+    ts_http_reply_free(&r);
 }
 
 // ---------------------------------------------------------------- masking, scope
