@@ -15,27 +15,31 @@
 #define REG(name) &linli__registry__##name##__descriptor
 
 //  A JSON route, and a route whose raw body fills a bytes field.
-#define R(verb, path, access, service, rpc, req, rep)                                             \
-    {verb, path, access, service, rpc, req, rep, NULL, NULL}
-#define RAW(verb, path, access, service, rpc, req, rep, field, limit_cfg)                         \
-    {verb, path, access, service, rpc, req, rep, field, limit_cfg}
+#define R(verb, path, access, service, rpc, req, rep)                                              \
+    {                                                                                              \
+        verb, path, access, service, rpc, req, rep, NULL, NULL                                     \
+    }
+#define RAW(verb, path, access, service, rpc, req, rep, field, limit_cfg)                          \
+    {                                                                                              \
+        verb, path, access, service, rpc, req, rep, field, limit_cfg                               \
+    }
 
 const gateway_route_t gateway_routes[] = {
     R("GET", "/v1/areas/{code}", "public", "registry", "registry.GetArea", REG(get_area_request),
-     REG(area)),
+      REG(area)),
     R("GET", "/v1/areas", "public", "registry", "registry.ListAreas", REG(list_areas_request),
-     REG(list_areas_reply)),
+      REG(list_areas_reply)),
     R("POST", "/v1/auth/login", "public", "registry", "registry.Login", REG(login_request),
-     REG(login_reply)),
+      REG(login_reply)),
     R("POST", "/v1/auth/logout", "user", "registry", "registry.Logout", REG(logout_request),
-     REG(logout_reply)),
+      REG(logout_reply)),
     R("GET", "/v1/me", "user", "registry", "registry.Me", REG(me_request), REG(user)),
     R("POST", "/v1/staff", ADMINS, "registry", "registry.CreateStaff", REG(create_staff_request),
-     REG(user)),
+      REG(user)),
     R("GET", "/v1/staff/{id}", ADMINS, "registry", "registry.GetStaff", REG(get_staff_request),
-     REG(user)),
+      REG(user)),
     R("GET", "/v1/staff", ADMINS, "registry", "registry.ListStaff", REG(list_staff_request),
-     REG(list_staff_reply)),
+      REG(list_staff_reply)),
     // ---- volunteers
     R("POST", "/v1/volunteers", "public", "registry", "registry.SignUp", REG(sign_up_request),
       REG(sign_up_reply)),
