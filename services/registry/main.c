@@ -37,9 +37,9 @@ s_seed_demo(registry_t *reg, const linli_config_t *config, int argc, char **argv
 }
 
 static const struct {
-    const char *name;  //  the command word
-    s_tool_fn *fn;     //  what it runs
-    const char *help;  //  one line
+    const char *name; //  the command word
+    s_tool_fn *fn;    //  what it runs
+    const char *help; //  one line
 } s_tools[] = {
     {"migrate", s_migrate, "apply migrations, create the city and bootstrap admin, exit"},
     {"seed-demo", s_seed_demo, "migrate, then load the demo city (idempotent)"},

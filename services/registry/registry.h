@@ -16,7 +16,7 @@ typedef struct {
     int login_failures;      //  wrong passwords per phone per window before 429
     int login_window_s;      //  that window
     int login_per_addr;      //  login attempts per client address per window
-    int signup_per_addr;        //  self sign-ups per client address per hour
+    int signup_per_addr;     //  self sign-ups per client address per hour
 } registry_t;
 
 //  The registry's configuration entries.

@@ -1,6 +1,7 @@
 //  registry_handlers: one function per registry method; protobuf in,
 //  protobuf out, no SQL.
 #include "registry.h"
+#include "registry_util.h"
 #include "registry_service.h"
 
 #include <inttypes.h>
@@ -12,7 +13,6 @@
 #include "linli_crypto.h"
 #include "linli_idem.h"
 #include "linli_log.h"
-#include "linli_outbox.h"
 #include "linli_ratelimit.h"
 #include "linli_session.h"
 #include "linli/registry.pb-c.h"
@@ -73,23 +73,8 @@ s_user_msg(const registry_account_t *a, const Linli__Caller *caller, s_user_view
         free(phone);
         v->user.phone = v->phone;
     }
-    for (size_t i = 0; i < a->n_grants; i++) {
-        linli__grant__init(&v->grant_msgs[i]);
-        v->grant_msgs[i].role = (char *)a->grants[i].role;
-        v->grant_msgs[i].scope = (char *)a->grants[i].scope;
-        v->grant_ptrs[i] = &v->grant_msgs[i];
-    }
-    v->user.n_grants = a->n_grants;
+    v->user.n_grants = registry_grant_msgs(a, v->grant_msgs, v->grant_ptrs);
     v->user.grants = v->grant_ptrs;
-}
-
-//  Parse a decimal id; 0 when it is not one.
-static int64_t
-s_parse_id(const char *s)
-{
-    if (!s || !*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s))
-        return 0;
-    return strtoll(s, NULL, 10);
 }
 
 // ---------------------------------------------------------------- areas
@@ -121,33 +106,26 @@ s_list_areas(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     if (limit < 1 || limit > S_PAGE_MAX)
         return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
                                 S_PAGE_MAX);
-    registry_area_t *rows = calloc(limit, sizeof *rows);
-    Linli__Registry__Area *items = calloc(limit, sizeof *items);
-    Linli__Registry__Area **ptrs = calloc(limit, sizeof *ptrs);
-    size_t n = 0;
-    bool more = false;
+    registry_page_t page;
+    if (registry_page_alloc(&page, limit, sizeof(registry_area_t), sizeof(Linli__Registry__Area)))
+        return linli_fail(request, 503, "overloaded", "out of memory");
+    registry_area_t *rows = page.rows;
+    Linli__Registry__Area *items = page.views;
     int rc;
-    if (!rows || !items || !ptrs) {
-        rc = linli_fail(request, 503, "overloaded", "out of memory");
-    } else if (registry_store_area_children(self->store, req->parent ? req->parent : "",
-                                            req->cursor ? req->cursor : "", rows, limit, &n,
-                                            &more)) {
+    if (registry_store_area_children(self->store, req->parent ? req->parent : "",
+                                     req->cursor ? req->cursor : "", rows, limit, &page.n,
+                                     &page.more)) {
         rc = linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
     } else {
         Linli__Registry__ListAreasReply reply = LINLI__REGISTRY__LIST_AREAS_REPLY__INIT;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < page.n; i++) {
             s_area_msg(&rows[i], &items[i]);
-            ptrs[i] = &items[i];
+            page.items[i] = &items[i].base;
         }
-        reply.n_items = n;
-        reply.items = ptrs;
-        if (more && n > 0)
-            reply.next_cursor = rows[n - 1].code;
-        rc = linli_reply(request, 200, &reply.base);
+        rc =
+            registry_page_reply(&page, request, &reply.base, page.n ? rows[page.n - 1].code : NULL);
     }
-    free(ptrs);
-    free(items);
-    free(rows);
+    registry_page_free(&page);
     return rc;
 }
 
@@ -213,16 +191,10 @@ s_login(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     snprintf(id, sizeof id, "%" PRId64, account.id);
     Linli__Grant grant_msgs[REGISTRY_MAX_GRANTS];
     Linli__Grant *grant_ptrs[REGISTRY_MAX_GRANTS];
-    for (size_t i = 0; i < account.n_grants; i++) {
-        linli__grant__init(&grant_msgs[i]);
-        grant_msgs[i].role = account.grants[i].role;
-        grant_msgs[i].scope = account.grants[i].scope;
-        grant_ptrs[i] = &grant_msgs[i];
-    }
     Linli__Caller who = LINLI__CALLER__INIT;
     who.user_id = id;
     who.kind = account.kind;
-    who.n_grants = account.n_grants;
+    who.n_grants = registry_grant_msgs(&account, grant_msgs, grant_ptrs);
     who.grants = grant_ptrs;
     char token[96];
     int64_t expires_at;
@@ -268,7 +240,7 @@ s_me(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     (void)msg;
     registry_t *self = (registry_t *)self_;
     const Linli__Caller *caller = linli_request_caller(request);
-    int64_t id = s_parse_id(caller->user_id);
+    int64_t id = registry_parse_id(caller->user_id);
     if (!id)
         return linli_fail(request, 401, "unauthenticated", "log in first");
     registry_account_t account;
@@ -288,29 +260,17 @@ int
 registry_emit_staff(registry_t *self, const char *type, const registry_account_t *a,
                     const char *actor)
 {
-    char id[24], subject[40];
+    char id[24];
     snprintf(id, sizeof id, "%" PRId64, a->id);
-    snprintf(subject, sizeof subject, "staff/%" PRId64, a->id);
     Linli__Grant grant_msgs[REGISTRY_MAX_GRANTS];
     Linli__Grant *grant_ptrs[REGISTRY_MAX_GRANTS];
-    for (size_t i = 0; i < a->n_grants; i++) {
-        linli__grant__init(&grant_msgs[i]);
-        grant_msgs[i].role = (char *)a->grants[i].role;
-        grant_msgs[i].scope = (char *)a->grants[i].scope;
-        grant_ptrs[i] = &grant_msgs[i];
-    }
     Linli__Registry__StaffEvent data = LINLI__REGISTRY__STAFF_EVENT__INIT;
     data.id = id;
     data.area = (char *)a->area;
-    data.n_grants = a->n_grants;
+    data.n_grants = registry_grant_msgs(a, grant_msgs, grant_ptrs);
     data.grants = grant_ptrs;
     data.actor = (char *)actor;
-    linli_event_t ev;
-    if (linli_event_init(&ev, "/linli/registry", type, subject, a->area, &data.base))
-        return -1;
-    int rc = linli_outbox_append(self->pg, &ev.event);
-    linli_event_clear(&ev);
-    return rc;
+    return registry_emit(self->pg, type, "staff", a->id, a->area, &data.base);
 }
 
 //  registry.CreateStaff: an admin creates a staff account with grants below
@@ -382,7 +342,7 @@ s_create_staff(void *self_, linli_request_t *request, const ProtobufCMessage *ms
         return 0; //  linli_idem_begin answered already
     }
     bool taken;
-    int64_t actor = s_parse_id(caller->user_id);
+    int64_t actor = registry_parse_id(caller->user_id);
     if (registry_store_account_insert(self->store, &account, phone_hash, actor, &taken))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the registry store is unavailable");
@@ -405,7 +365,7 @@ s_get_staff(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     registry_t *self = (registry_t *)self_;
     const Linli__Registry__GetStaffRequest *req = (const Linli__Registry__GetStaffRequest *)msg;
     const Linli__Caller *caller = linli_request_caller(request);
-    int64_t id = s_parse_id(req->id);
+    int64_t id = registry_parse_id(req->id);
     registry_account_t account;
     bool found = false;
     if (id && registry_store_account_get(self->store, id, &account, &found))
@@ -425,14 +385,8 @@ s_list_staff(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     registry_t *self = (registry_t *)self_;
     const Linli__Registry__ListStaffRequest *req = (const Linli__Registry__ListStaffRequest *)msg;
     const Linli__Caller *caller = linli_request_caller(request);
-    const char *area = req->area;
-    if (!area) {
-        //  Default: the widest area the caller administers.
-        for (size_t i = 0; i < caller->n_grants; i++)
-            if (linli_auth_rank(caller->grants[i]->role) >= 2 &&
-                (!area || strlen(caller->grants[i]->scope) < strlen(area)))
-                area = caller->grants[i]->scope;
-    }
+    //  Default: the widest area the caller administers.
+    const char *area = req->area ? req->area : registry_staff_scope(caller, 2);
     if (!area || linli_auth_rank_over(caller, area) < linli_auth_rank(LINLI_ROLE_STREET_ADMIN))
         return linli_fail_field(request, 403, "out_of_scope", "area", "that area is outside yours");
     size_t limit = req->has_limit ? (size_t)req->limit : 100;
@@ -440,36 +394,25 @@ s_list_staff(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
         return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
                                 S_PAGE_MAX);
     int64_t after = 0;
-    if (req->cursor && !(after = s_parse_id(req->cursor)))
+    if (req->cursor && !(after = registry_parse_id(req->cursor)))
         return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
-    registry_account_t *rows = calloc(limit, sizeof *rows);
-    s_user_view_t *views = calloc(limit, sizeof *views);
-    Linli__Registry__User **ptrs = calloc(limit, sizeof *ptrs);
-    size_t n = 0;
-    bool more = false;
+    registry_page_t page;
+    if (registry_page_alloc(&page, limit, sizeof(registry_account_t), sizeof(s_user_view_t)))
+        return linli_fail(request, 503, "overloaded", "out of memory");
+    registry_account_t *rows = page.rows;
+    s_user_view_t *views = page.views;
     int rc;
-    if (!rows || !views || !ptrs) {
-        rc = linli_fail(request, 503, "overloaded", "out of memory");
-    } else if (registry_store_staff_list(self->store, area, after, rows, limit, &n, &more)) {
+    if (registry_store_staff_list(self->store, area, after, rows, limit, &page.n, &page.more)) {
         rc = linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
     } else {
         Linli__Registry__ListStaffReply reply = LINLI__REGISTRY__LIST_STAFF_REPLY__INIT;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < page.n; i++) {
             s_user_msg(&rows[i], caller, &views[i]);
-            ptrs[i] = &views[i].user;
+            page.items[i] = &views[i].user.base;
         }
-        reply.n_items = n;
-        reply.items = ptrs;
-        char cursor[24];
-        if (more && n > 0) {
-            snprintf(cursor, sizeof cursor, "%" PRId64, rows[n - 1].id);
-            reply.next_cursor = cursor;
-        }
-        rc = linli_reply(request, 200, &reply.base);
+        rc = registry_page_reply(&page, request, &reply.base, page.n ? views[page.n - 1].id : NULL);
     }
-    free(ptrs);
-    free(views);
-    free(rows);
+    registry_page_free(&page);
     return rc;
 }
 

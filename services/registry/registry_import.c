@@ -1,6 +1,7 @@
 //  registry_import: the import methods, the CSV job (two passes over the
 //  file), the runner actor and the import-volunteers tool.
 #include "registry_import.h"
+#include "registry_util.h"
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -33,15 +34,6 @@ s_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-//  Parse a decimal id; 0 when it is not one.
-static int64_t
-s_parse_id(const char *s)
-{
-    if (!s || !*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s))
-        return 0;
-    return strtoll(s, NULL, 10);
 }
 
 // ---------------------------------------------------------------- the CSV job
@@ -475,10 +467,8 @@ s_import_volunteers(void *self_, linli_request_t *request, const ProtobufCMessag
     const Linli__Registry__ImportVolunteersRequest *req =
         (const Linli__Registry__ImportVolunteersRequest *)msg;
     const Linli__Caller *caller = linli_request_caller(request);
-    bool staff = false;
-    for (size_t i = 0; i < caller->n_grants; i++)
-        staff = staff || linli_auth_rank(caller->grants[i]->role) >= 1;
-    int64_t created_by = s_parse_id(caller->user_id);
+    bool staff = registry_staff_scope(caller, 1) != NULL;
+    int64_t created_by = registry_parse_id(caller->user_id);
     if (!staff || !created_by)
         return linli_fail(request, 403, "forbidden", "only staff import volunteers");
     if (!req->has_csv || req->csv.len == 0)
@@ -509,7 +499,7 @@ s_get_import(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     registry_t *self = (registry_t *)self_;
     const Linli__Registry__GetImportRequest *req = (const Linli__Registry__GetImportRequest *)msg;
     const Linli__Caller *caller = linli_request_caller(request);
-    int64_t id = s_parse_id(req->id);
+    int64_t id = registry_parse_id(req->id);
     registry_import_error_t *errors = calloc(REGISTRY_IMPORT_ERRORS_SHOWN, sizeof *errors);
     if (!errors)
         return linli_fail(request, 503, "overloaded", "out of memory");
@@ -520,8 +510,9 @@ s_get_import(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     if (id && registry_import_store_get(self->pg, id, &row, errors, REGISTRY_IMPORT_ERRORS_SHOWN,
                                         &n, &found)) {
         rc = linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
-    } else if (!found || !((row.created_by > 0 && row.created_by == s_parse_id(caller->user_id)) ||
-                           linli_auth_has_role(caller, LINLI_ROLE_CITY_ADMIN))) {
+    } else if (!found ||
+               !((row.created_by > 0 && row.created_by == registry_parse_id(caller->user_id)) ||
+                 linli_auth_has_role(caller, LINLI_ROLE_CITY_ADMIN))) {
         rc = linli_fail(request, 404, "import_not_found", "no such import");
     } else {
         s_job_view_t view;
@@ -654,7 +645,7 @@ registry_import_tool(registry_t *reg, const linli_config_t *config, int argc, ch
         else if (!strcmp(argv[i], "--dry-run"))
             dry_run = true;
         else if (!strcmp(argv[i], "--as") && i + 1 < argc)
-            as = s_parse_id(argv[++i]);
+            as = registry_parse_id(argv[++i]);
         else if (!path && argv[i][0] != '-')
             path = argv[i];
         else

@@ -14,10 +14,10 @@
 #include "linli_auth.h"
 #include "linli_crypto.h"
 #include "linli_log.h"
-#include "linli_outbox.h"
-#include "registry_orgs_store.h"
-#include "registry_residents_store.h"
+#include "registry_orgs.h"
+#include "registry_residents.h"
 #include "registry_store.h"
+#include "registry_util.h"
 
 //  Birth dates span this many days (16 to 75 years before this year) …
 #define S_DAYS 21535
@@ -27,6 +27,7 @@
 #define S_DEMO_LOGINS 3
 #define S_TEAM_SIZE 4 //  volunteers per demo community team, the leader included
 #define S_RESIDENTS_PER_COMMUNITY 4
+#define S_JOINED "linli.registry.organization.member_joined" //  the demo's member events
 
 static const char *const s_surnames[] = {
     "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡",
@@ -195,15 +196,6 @@ static char (*s_communities(linli_pg_t *pg, const char *city, size_t *n))[16]
     return codes;
 }
 
-static int
-s_this_year(void)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    return tm.tm_year + 1900;
-}
-
 //  Load people [from, to) through the staging path as one demo job.
 static int
 s_load(const linli_config_t *config, const char (*codes)[16], size_t n, int64_t from, int64_t to,
@@ -230,7 +222,7 @@ s_load(const linli_config_t *config, const char (*codes)[16], size_t n, int64_t 
         registry_import_result_t result;
         if (work) {
             registry_import_job_expect(work, to - from);
-            int year = s_this_year();
+            int year = registry_this_year();
             rc = 0;
             for (int64_t i = from; i < to && rc == 0; i++) {
                 registry_demo_person_t p;
@@ -272,60 +264,6 @@ s_load(const linli_config_t *config, const char (*codes)[16], size_t n, int64_t 
 }
 
 // ---------------------------------------------------------------- organisations, residents
-
-//  Append an event about an organisation, a member or a resident, as their
-//  modules do (registry_orgs.c, registry_residents.c), in pg's open transaction.
-static int
-s_emit(linli_pg_t *pg, const char *type, const char *subject, const char *area,
-       const ProtobufCMessage *data)
-{
-    linli_event_t ev;
-    if (linli_event_init(&ev, "/linli/registry", type, subject, area, data))
-        return -1;
-    int rc = linli_outbox_append(pg, &ev.event);
-    linli_event_clear(&ev);
-    return rc;
-}
-
-static int
-s_emit_org(linli_pg_t *pg, const registry_org_t *o)
-{
-    char id[24], parent[24], leader[24], subject[48];
-    snprintf(id, sizeof id, "%" PRId64, o->id);
-    snprintf(subject, sizeof subject, "organization/%" PRId64, o->id);
-    Linli__Registry__OrganizationEvent data = LINLI__REGISTRY__ORGANIZATION_EVENT__INIT;
-    data.id = id;
-    data.area = (char *)o->area;
-    data.type = (char *)o->type;
-    data.status = (char *)o->status;
-    if (o->parent_id) {
-        snprintf(parent, sizeof parent, "%" PRId64, o->parent_id);
-        data.parent_id = parent;
-    }
-    if (o->leader_id) {
-        snprintf(leader, sizeof leader, "%" PRId64, o->leader_id);
-        data.leader_id = leader;
-    }
-    data.actor = "demo";
-    return s_emit(pg, "linli.registry.organization.created", subject, o->area, &data.base);
-}
-
-static int
-s_emit_member(linli_pg_t *pg, const registry_org_t *o, int64_t volunteer, const char *role)
-{
-    char id[24], vid[24], subject[48];
-    snprintf(id, sizeof id, "%" PRId64, o->id);
-    snprintf(vid, sizeof vid, "%" PRId64, volunteer);
-    snprintf(subject, sizeof subject, "organization/%" PRId64, o->id);
-    Linli__Registry__OrganizationMemberEvent data =
-        LINLI__REGISTRY__ORGANIZATION_MEMBER_EVENT__INIT;
-    data.organization_id = id;
-    data.area = (char *)o->area;
-    data.volunteer_id = vid;
-    data.role = (char *)role;
-    data.actor = "demo";
-    return s_emit(pg, "linli.registry.organization.member_joined", subject, o->area, &data.base);
-}
 
 //  True when table (of the registry's) has no row; false on failure too.
 static bool
@@ -369,7 +307,8 @@ s_load_orgs(linli_pg_t *pg, const char *city, int64_t *n_orgs, int64_t *n_member
         snprintf(org.area, sizeof org.area, "%s", PQgetvalue(districts, i, 0));
         snprintf(org.type, sizeof org.type, "organization");
         snprintf(org.description, sizeof org.description, "演示数据：区级志愿服务组织");
-        rc = registry_orgs_store_insert(pg, &org, 0) || s_emit_org(pg, &org);
+        rc = registry_orgs_store_insert(pg, &org, 0) ||
+             registry_orgs_emit(pg, "linli.registry.organization.created", &org, 0, "demo");
         org_of[i] = org.id;
         snprintf(district_of[i], sizeof district_of[i], "%s", org.area);
         *n_orgs += rc == 0;
@@ -393,8 +332,10 @@ s_load_orgs(linli_pg_t *pg, const char *city, int64_t *n_orgs, int64_t *n_member
         snprintf(org.description, sizeof org.description, "演示数据：社区志愿服务队");
         org.parent_id = parent;
         org.leader_id = first ? strtoll(first, NULL, 10) : 0;
-        rc = registry_orgs_store_insert(pg, &org, 0) || s_emit_org(pg, &org) ||
-             (org.leader_id && s_emit_member(pg, &org, org.leader_id, "leader"));
+        rc = registry_orgs_store_insert(pg, &org, 0) ||
+             registry_orgs_emit(pg, "linli.registry.organization.created", &org, 0, "demo") ||
+             (org.leader_id &&
+              registry_orgs_emit_member(pg, S_JOINED, &org, org.leader_id, "leader", "demo"));
         *n_orgs += rc == 0;
         *n_members += rc == 0 && org.leader_id;
         for (char *id = strtok_r(NULL, ",", &save); rc == 0 && id;
@@ -403,7 +344,7 @@ s_load_orgs(linli_pg_t *pg, const char *city, int64_t *n_orgs, int64_t *n_member
             bool existed;
             int64_t vid = strtoll(id, NULL, 10);
             rc = registry_orgs_store_member_add(pg, org.id, vid, &member, &existed) ||
-                 (!existed && s_emit_member(pg, &org, vid, "member"));
+                 (!existed && registry_orgs_emit_member(pg, S_JOINED, &org, vid, "member", "demo"));
             *n_members += rc == 0;
         }
     }
@@ -463,20 +404,8 @@ s_load_residents(linli_pg_t *pg, const char *city, int this_year, int64_t *n_res
             free(address_enc);
             free(phone_enc);
             if (rc == 0) {
-                char id[24], subject[48];
-                snprintf(id, sizeof id, "%" PRId64, r->id);
-                snprintf(subject, sizeof subject, "resident/%" PRId64, r->id);
-                char *cats[] = {r->categories[0]};
-                Linli__Registry__ResidentEvent data = LINLI__REGISTRY__RESIDENT_EVENT__INIT;
-                data.id = id;
-                data.community = r->community;
-                data.n_care_categories = 1;
-                data.care_categories = cats;
-                data.actor = "demo";
-                data.has_can_log_in = true;
-                data.can_log_in = false;
-                rc = s_emit(pg, "linli.registry.resident.created", subject, r->community,
-                            &data.base);
+                rc =
+                    registry_residents_emit(pg, "linli.registry.resident.created", r, NULL, "demo");
                 *n_residents += rc == 0;
             }
             free(r);
@@ -507,7 +436,7 @@ s_load_orgs_residents(const linli_config_t *config)
             linli_pg_rollback(pg);
     }
     if (rc == 0 && s_empty(pg, "SELECT EXISTS (SELECT 1 FROM residents)")) {
-        rc = linli_pg_begin(pg) || s_load_residents(pg, city, s_this_year(), &residents) ||
+        rc = linli_pg_begin(pg) || s_load_residents(pg, city, registry_this_year(), &residents) ||
              linli_pg_commit(pg);
         if (rc)
             linli_pg_rollback(pg);
@@ -556,7 +485,7 @@ registry_import_demo(registry_t *reg, const linli_config_t *config)
     if (rc == 0 && wanted > 0)
         rc = s_load_orgs_residents(config);
     //  Three logins to try, if they exist (a later run with fewer is fine).
-    int year = s_this_year();
+    int year = registry_this_year();
     for (int64_t i = 0; rc == 0 && *password && i < S_DEMO_LOGINS; i++) {
         registry_demo_person_t p;
         registry_demo_person(i, (const char(*)[16])codes, n, year, &p);
@@ -601,7 +530,7 @@ registry_import_demo_csv_tool(registry_t *reg, const linli_config_t *config, int
     static char buf[1 << 20];
     setvbuf(f, buf, _IOFBF, sizeof buf);
     fprintf(f, "name,id_number,phone,community,gender,political_status,skills,free_slots,status\n");
-    int year = s_this_year();
+    int year = registry_this_year();
     for (int64_t i = from; i < from + count; i++) {
         registry_demo_person_t p;
         registry_demo_person(i, (const char(*)[16])codes, n, year, &p);

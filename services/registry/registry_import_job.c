@@ -1,5 +1,6 @@
 //  registry_import_job: staging by binary COPY and the one final transaction.
 #include "registry_import_job.h"
+#include "registry_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,13 +22,6 @@
 
 static const char s_source[] = "/linli/registry";
 static const char s_type[] = "linli.registry.volunteer.registered";
-
-//  Copy src into dst[cap], truncating.
-static void
-s_copy(char *dst, size_t cap, const char *src)
-{
-    snprintf(dst, cap, "%s", src ? src : "");
-}
 
 // ---------------------------------------------------------------- the work
 
@@ -66,7 +60,7 @@ static void
 s_parse_grants(registry_import_job_t *self)
 {
     linli__caller__init(&self->caller);
-    s_copy(self->grant_buf, sizeof self->grant_buf, self->opts.grants);
+    registry_copy(self->grant_buf, sizeof self->grant_buf, self->opts.grants);
     size_t n = 0;
     char *save = NULL;
     for (char *g = strtok_r(self->grant_buf, ",", &save); g && n < S_MAX_GRANTS;
@@ -99,7 +93,8 @@ s_load_communities(registry_import_job_t *self)
         return -1;
     }
     for (size_t i = 0; i < n; i++)
-        s_copy(self->communities[i], sizeof self->communities[i], PQgetvalue(res, (int)i, 0));
+        registry_copy(self->communities[i], sizeof self->communities[i],
+                      PQgetvalue(res, (int)i, 0));
     self->n_communities = n;
     PQclear(res);
     //  Byte order, whatever the database's collation.
@@ -261,7 +256,7 @@ s_next_id(registry_import_job_t *self)
         self->n_ids = 0;
         self->next_id = 0;
         for (int i = 0; i < PQntuples(res) && i < S_ID_BLOCK; i++)
-            self->ids[self->n_ids++] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+            self->ids[self->n_ids++] = registry_col_int64(res, i, 0);
         PQclear(res);
         if (self->n_ids == 0)
             return 0;
@@ -306,10 +301,7 @@ registry_import_job_new(linli_pg_t *pg, linli_pg_t *side, const registry_import_
     if (!self->opts.actor)
         self->opts.actor = "import";
     s_parse_grants(self);
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    self->this_year = tm.tm_year + 1900;
+    self->this_year = registry_this_year();
     self->t0_ms = linli_now_ms();
     snprintf(self->t0, sizeof self->t0, "%" PRId64, self->t0_ms);
     self->ids = calloc(S_ID_BLOCK, sizeof *self->ids);

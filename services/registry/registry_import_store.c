@@ -1,5 +1,6 @@
 //  registry_import_store: the import_jobs rows.
 #include "registry_import_store.h"
+#include "registry_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,36 +22,29 @@
     "coalesce((extract(epoch FROM started_at) * 1000)::bigint, 0), "                               \
     "coalesce((extract(epoch FROM finished_at) * 1000)::bigint, 0)"
 
-//  Copy src into dst[cap], truncating.
-static void
-s_copy(char *dst, size_t cap, const char *src)
-{
-    snprintf(dst, cap, "%s", src ? src : "");
-}
-
 static void
 s_row_from(PGresult *res, int r, registry_import_row_t *row)
 {
     memset(row, 0, sizeof *row);
-    row->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-    s_copy(row->kind, sizeof row->kind, PQgetvalue(res, r, 1));
-    row->created_by = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-    s_copy(row->grants, sizeof row->grants, PQgetvalue(res, r, 3));
+    row->id = registry_col_int64(res, r, 0);
+    registry_copy(row->kind, sizeof row->kind, PQgetvalue(res, r, 1));
+    row->created_by = registry_col_int64(res, r, 2);
+    registry_copy(row->grants, sizeof row->grants, PQgetvalue(res, r, 3));
     row->dry_run = PQgetvalue(res, r, 4)[0] == 't';
-    s_copy(row->status, sizeof row->status, PQgetvalue(res, r, 5));
-    s_copy(row->phase, sizeof row->phase, PQgetvalue(res, r, 6));
+    registry_copy(row->status, sizeof row->status, PQgetvalue(res, r, 5));
+    registry_copy(row->phase, sizeof row->phase, PQgetvalue(res, r, 6));
     row->attempts = atoi(PQgetvalue(res, r, 7));
-    s_copy(row->error_code, sizeof row->error_code, PQgetvalue(res, r, 8));
-    s_copy(row->error, sizeof row->error, PQgetvalue(res, r, 9));
-    row->error_line = strtoll(PQgetvalue(res, r, 10), NULL, 10);
-    row->total_rows = strtoll(PQgetvalue(res, r, 11), NULL, 10);
-    row->processed_rows = strtoll(PQgetvalue(res, r, 12), NULL, 10);
-    row->imported = strtoll(PQgetvalue(res, r, 13), NULL, 10);
-    row->rejected = strtoll(PQgetvalue(res, r, 14), NULL, 10);
-    row->file_bytes = strtoll(PQgetvalue(res, r, 15), NULL, 10);
-    row->created_at_ms = strtoll(PQgetvalue(res, r, 16), NULL, 10);
-    row->started_at_ms = strtoll(PQgetvalue(res, r, 17), NULL, 10);
-    row->finished_at_ms = strtoll(PQgetvalue(res, r, 18), NULL, 10);
+    registry_copy(row->error_code, sizeof row->error_code, PQgetvalue(res, r, 8));
+    registry_copy(row->error, sizeof row->error, PQgetvalue(res, r, 9));
+    row->error_line = registry_col_int64(res, r, 10);
+    row->total_rows = registry_col_int64(res, r, 11);
+    row->processed_rows = registry_col_int64(res, r, 12);
+    row->imported = registry_col_int64(res, r, 13);
+    row->rejected = registry_col_int64(res, r, 14);
+    row->file_bytes = registry_col_int64(res, r, 15);
+    row->created_at_ms = registry_col_int64(res, r, 16);
+    row->started_at_ms = registry_col_int64(res, r, 17);
+    row->finished_at_ms = registry_col_int64(res, r, 18);
 }
 
 int
@@ -326,10 +320,10 @@ registry_import_store_get(linli_pg_t *pg, int64_t id, registry_import_row_t *row
         return -1;
     for (int i = 0; i < PQntuples(res) && (size_t)i < max; i++) {
         registry_import_error_t *e = &errors[(*n_errors)++];
-        e->line = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        s_copy(e->code, sizeof e->code, PQgetvalue(res, i, 1));
-        s_copy(e->field, sizeof e->field, PQgetvalue(res, i, 2));
-        s_copy(e->message, sizeof e->message, PQgetvalue(res, i, 3));
+        e->line = registry_col_int64(res, i, 0);
+        registry_copy(e->code, sizeof e->code, PQgetvalue(res, i, 1));
+        registry_copy(e->field, sizeof e->field, PQgetvalue(res, i, 2));
+        registry_copy(e->message, sizeof e->message, PQgetvalue(res, i, 3));
     }
     PQclear(res);
     return 0;
@@ -344,7 +338,7 @@ registry_import_store_demo_loaded(linli_pg_t *pg, int64_t *rows)
                                   0, NULL);
     if (!res)
         return -1;
-    *rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    *rows = registry_col_int64(res, 0, 0);
     PQclear(res);
     return 0;
 }

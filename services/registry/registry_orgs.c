@@ -11,6 +11,7 @@
 //  in its session and is still the leader in the database: a new leader
 //  gains the rights at its next login, a replaced one loses them at once.
 #include "registry.h"
+#include "registry_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,7 +20,7 @@
 
 #include "linli_auth.h"
 #include "linli_idem.h"
-#include "linli_outbox.h"
+#include "registry_orgs.h"
 #include "registry_orgs_store.h"
 #include "linli/registry_orgs.pb-c.h"
 
@@ -29,20 +30,11 @@
 
 // ---------------------------------------------------------------- helpers
 
-//  Parse a decimal id; 0 when it is not one.
-static int64_t
-s_parse_id(const char *s)
-{
-    if (!s || !*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s))
-        return 0;
-    return strtoll(s, NULL, 10);
-}
-
 //  The caller's account id; 0 when anonymous.
 static int64_t
 s_caller_id(const Linli__Caller *caller)
 {
-    return s_parse_id(caller->user_id);
+    return registry_parse_id(caller->user_id);
 }
 
 //  True when the caller leads org: it holds the grant and is still the leader.
@@ -95,6 +87,12 @@ s_org_msg(const registry_org_t *o, s_org_view_t *v)
     v->msg.updated_at = o->updated_at_ms;
 }
 
+//  A Membership message: an organisation and the volunteer's role in it.
+typedef struct {
+    s_org_view_t org;
+    Linli__Registry__Membership msg;
+} s_membership_view_t;
+
 //  An OrganizationMember message over a store row.
 typedef struct {
     Linli__Registry__OrganizationMember msg;
@@ -116,15 +114,12 @@ s_member_msg(const registry_org_member_t *m, s_member_view_t *v)
     v->msg.joined_at = m->joined_at_ms;
 }
 
-//  Record an organisation event in the outbox, inside the open transaction:
-//  ids and the area only. previous_leader is set when the leader changed.
-static int
-s_emit_org(registry_t *self, const char *type, const registry_org_t *o, int64_t previous_leader,
-           const char *actor)
+int
+registry_orgs_emit(linli_pg_t *pg, const char *type, const registry_org_t *o,
+                   int64_t previous_leader, const char *actor)
 {
-    char id[24], parent[24], leader[24], previous[24], subject[48];
+    char id[24], parent[24], leader[24], previous[24];
     snprintf(id, sizeof id, "%" PRId64, o->id);
-    snprintf(subject, sizeof subject, "organization/%" PRId64, o->id);
     Linli__Registry__OrganizationEvent data = LINLI__REGISTRY__ORGANIZATION_EVENT__INIT;
     data.id = id;
     data.area = (char *)o->area;
@@ -143,23 +138,16 @@ s_emit_org(registry_t *self, const char *type, const registry_org_t *o, int64_t 
         data.previous_leader_id = previous;
     }
     data.actor = (char *)actor;
-    linli_event_t ev;
-    if (linli_event_init(&ev, "/linli/registry", type, subject, o->area, &data.base))
-        return -1;
-    int rc = linli_outbox_append(self->pg, &ev.event);
-    linli_event_clear(&ev);
-    return rc;
+    return registry_emit(pg, type, "organization", o->id, o->area, &data.base);
 }
 
-//  Record a member joining or leaving, inside the open transaction.
-static int
-s_emit_member(registry_t *self, const char *type, const registry_org_t *o, int64_t volunteer,
-              const char *role, const char *actor)
+int
+registry_orgs_emit_member(linli_pg_t *pg, const char *type, const registry_org_t *o,
+                          int64_t volunteer, const char *role, const char *actor)
 {
-    char id[24], vid[24], subject[48];
+    char id[24], vid[24];
     snprintf(id, sizeof id, "%" PRId64, o->id);
     snprintf(vid, sizeof vid, "%" PRId64, volunteer);
-    snprintf(subject, sizeof subject, "organization/%" PRId64, o->id);
     Linli__Registry__OrganizationMemberEvent data =
         LINLI__REGISTRY__ORGANIZATION_MEMBER_EVENT__INIT;
     data.organization_id = id;
@@ -167,12 +155,7 @@ s_emit_member(registry_t *self, const char *type, const registry_org_t *o, int64
     data.volunteer_id = vid;
     data.role = (char *)role;
     data.actor = (char *)actor;
-    linli_event_t ev;
-    if (linli_event_init(&ev, "/linli/registry", type, subject, o->area, &data.base))
-        return -1;
-    int rc = linli_outbox_append(self->pg, &ev.event);
-    linli_event_clear(&ev);
-    return rc;
+    return registry_emit(pg, type, "organization", o->id, o->area, &data.base);
 }
 
 //  Page size from an optional limit: 0 when out of range.
@@ -250,8 +233,8 @@ s_create_org(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     snprintf(org.type, sizeof org.type, "%s", type);
     snprintf(org.description, sizeof org.description, "%s",
              req->description ? req->description : "");
-    org.parent_id = s_parse_id(req->parent_id);
-    org.leader_id = s_parse_id(req->leader_id);
+    org.parent_id = registry_parse_id(req->parent_id);
+    org.leader_id = registry_parse_id(req->leader_id);
 
     linli_idem_t idem;
     if (linli_idem_begin(self->pg, request, &idem) != LINLI_IDEM_NEW)
@@ -279,9 +262,11 @@ s_create_org(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     if (registry_orgs_store_insert(self->pg, &org, s_caller_id(caller)))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the registry store is unavailable");
-    if (s_emit_org(self, "linli.registry.organization.created", &org, 0, caller->user_id) ||
-        (org.leader_id && s_emit_member(self, "linli.registry.organization.member_joined", &org,
-                                        org.leader_id, "leader", caller->user_id)))
+    if (registry_orgs_emit(self->pg, "linli.registry.organization.created", &org, 0,
+                           caller->user_id) ||
+        (org.leader_id &&
+         registry_orgs_emit_member(self->pg, "linli.registry.organization.member_joined", &org,
+                                   org.leader_id, "leader", caller->user_id)))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the event could not be recorded");
     s_org_view_t view;
@@ -298,7 +283,7 @@ s_get_org(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
         (const Linli__Registry__GetOrganizationRequest *)msg;
     if (!s_caller_id(linli_request_caller(request)))
         return linli_fail(request, 401, "unauthenticated", "log in first");
-    int64_t id = s_parse_id(req->id);
+    int64_t id = registry_parse_id(req->id);
     registry_org_t org;
     bool found = false;
     if (id && registry_orgs_store_get(self->pg, id, false, &org, &found))
@@ -324,42 +309,34 @@ s_list_orgs(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
         return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
                                 S_PAGE_MAX);
     int64_t after = 0;
-    if (req->cursor && !(after = s_parse_id(req->cursor)))
+    if (req->cursor && !(after = registry_parse_id(req->cursor)))
         return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
     registry_org_filter_t filter = {
         .area = req->area,
         .type = req->type,
         .status = req->status ? req->status : "active",
-        .parent_id = s_parse_id(req->parent_id),
+        .parent_id = registry_parse_id(req->parent_id),
     };
     if (req->parent_id && !filter.parent_id)
         return linli_fail_field(request, 400, "invalid_format", "parent_id", "bad id");
-    registry_org_t *rows = calloc(limit, sizeof *rows);
-    s_org_view_t *views = calloc(limit, sizeof *views);
-    Linli__Registry__Organization **ptrs = calloc(limit, sizeof *ptrs);
-    size_t n = 0;
-    bool more = false;
+    registry_page_t page;
+    if (registry_page_alloc(&page, limit, sizeof(registry_org_t), sizeof(s_org_view_t)))
+        return linli_fail(request, 503, "overloaded", "out of memory");
+    registry_org_t *rows = page.rows;
+    s_org_view_t *views = page.views;
     int rc;
-    if (!rows || !views || !ptrs) {
-        rc = linli_fail(request, 503, "overloaded", "out of memory");
-    } else if (registry_orgs_store_list(self->pg, &filter, after, rows, limit, &n, &more)) {
+    if (registry_orgs_store_list(self->pg, &filter, after, rows, limit, &page.n, &page.more)) {
         rc = linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
     } else {
         Linli__Registry__ListOrganizationsReply reply =
             LINLI__REGISTRY__LIST_ORGANIZATIONS_REPLY__INIT;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < page.n; i++) {
             s_org_msg(&rows[i], &views[i]);
-            ptrs[i] = &views[i].msg;
+            page.items[i] = &views[i].msg.base;
         }
-        reply.n_items = n;
-        reply.items = ptrs;
-        if (more && n > 0)
-            reply.next_cursor = views[n - 1].id;
-        rc = linli_reply(request, 200, &reply.base);
+        rc = registry_page_reply(&page, request, &reply.base, page.n ? views[page.n - 1].id : NULL);
     }
-    free(ptrs);
-    free(views);
-    free(rows);
+    registry_page_free(&page);
     return rc;
 }
 
@@ -371,7 +348,7 @@ s_begin_staff_change(registry_t *self, linli_request_t *request, linli_idem_t *i
                      const char *id_text, registry_org_t *org)
 {
     const Linli__Caller *caller = linli_request_caller(request);
-    int64_t id = s_parse_id(id_text);
+    int64_t id = registry_parse_id(id_text);
     if (linli_idem_begin(self->pg, request, idem) != LINLI_IDEM_NEW)
         return false;
     bool found = false;
@@ -420,7 +397,9 @@ s_update_org(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     if (req->description)
         snprintf(org.description, sizeof org.description, "%s", req->description);
     int64_t previous = org.leader_id;
-    int64_t leader = req->leader_id ? s_parse_id(req->leader_id) : clear_leader ? 0 : previous;
+    int64_t leader = req->leader_id ? registry_parse_id(req->leader_id)
+                     : clear_leader ? 0
+                                    : previous;
     bool changed = leader != previous;
     bool new_member = false;
     if (changed && leader && !s_leader_ok(self, &idem, request, leader, org.area))
@@ -431,10 +410,11 @@ s_update_org(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
         registry_orgs_store_get(self->pg, org.id, false, &org, &(bool){false}))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the registry store is unavailable");
-    if (s_emit_org(self, "linli.registry.organization.updated", &org, changed ? previous : 0,
-                   caller->user_id) ||
-        (new_member && s_emit_member(self, "linli.registry.organization.member_joined", &org,
-                                     leader, "leader", caller->user_id)))
+    if (registry_orgs_emit(self->pg, "linli.registry.organization.updated", &org,
+                           changed ? previous : 0, caller->user_id) ||
+        (new_member &&
+         registry_orgs_emit_member(self->pg, "linli.registry.organization.member_joined", &org,
+                                   leader, "leader", caller->user_id)))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the event could not be recorded");
     s_org_view_t view;
@@ -467,7 +447,8 @@ s_dissolve_org(void *self_, linli_request_t *request, const ProtobufCMessage *ms
         registry_orgs_store_revoke_leader_grant(self->pg, org.id, org.leader_id))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the registry store is unavailable");
-    if (s_emit_org(self, "linli.registry.organization.dissolved", &org, 0, caller->user_id))
+    if (registry_orgs_emit(self->pg, "linli.registry.organization.dissolved", &org, 0,
+                           caller->user_id))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the event could not be recorded");
     s_org_view_t view;
@@ -476,6 +457,31 @@ s_dissolve_org(void *self_, linli_request_t *request, const ProtobufCMessage *ms
 }
 
 // ---------------------------------------------------------------- members
+
+//  Open the transaction and lock organisation id for a member change;
+//  *manager when the caller is staff of its area or its leader. Answers and
+//  returns false when it is missing.
+static bool
+s_begin_member_change(registry_t *self, linli_request_t *request, linli_idem_t *idem,
+                      const char *id_text, registry_org_t *org, bool *manager)
+{
+    const Linli__Caller *caller = linli_request_caller(request);
+    int64_t id = registry_parse_id(id_text);
+    if (linli_idem_begin(self->pg, request, idem) != LINLI_IDEM_NEW)
+        return false;
+    bool found = false;
+    if (id && registry_orgs_store_get(self->pg, id, true, org, &found)) {
+        linli_idem_abort(idem, request, 503, "store_unavailable",
+                         "the registry store is unavailable");
+        return false;
+    }
+    if (!found) {
+        linli_idem_abort(idem, request, 404, "organization_not_found", "no such organisation");
+        return false;
+    }
+    *manager = linli_auth_rank_over(caller, org->area) >= S_STAFF || s_is_leader(caller, org);
+    return true;
+}
 
 //  registry.AddOrgMember: a verified volunteer joins itself, or staff of the
 //  area or the leader add one; the volunteer's community lies in the
@@ -488,25 +494,17 @@ s_add_member(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
         (const Linli__Registry__AddOrgMemberRequest *)msg;
     const Linli__Caller *caller = linli_request_caller(request);
     int64_t me = s_caller_id(caller);
-    int64_t vid = req->volunteer_id ? s_parse_id(req->volunteer_id) : me;
+    int64_t vid = req->volunteer_id ? registry_parse_id(req->volunteer_id) : me;
     if (!me)
         return linli_fail(request, 401, "unauthenticated", "log in first");
     if (!vid)
         return linli_fail_field(request, 400, "invalid_format", "volunteer_id", "bad id");
-    int64_t id = s_parse_id(req->id);
 
     linli_idem_t idem;
-    if (linli_idem_begin(self->pg, request, &idem) != LINLI_IDEM_NEW)
-        return 0;
     registry_org_t org;
-    bool found = false;
-    if (id && registry_orgs_store_get(self->pg, id, true, &org, &found))
-        return linli_idem_abort(&idem, request, 503, "store_unavailable",
-                                "the registry store is unavailable");
-    if (!found)
-        return linli_idem_abort(&idem, request, 404, "organization_not_found",
-                                "no such organisation");
-    bool manager = linli_auth_rank_over(caller, org.area) >= S_STAFF || s_is_leader(caller, &org);
+    bool manager;
+    if (!s_begin_member_change(self, request, &idem, req->id, &org, &manager))
+        return 0;
     if (!manager && vid != me)
         return linli_idem_abort(&idem, request, 403, "forbidden",
                                 "only the organisation's leader or staff of its area add others");
@@ -514,6 +512,7 @@ s_add_member(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
         return linli_idem_abort(&idem, request, 409, "organization_dissolved",
                                 "the organisation is dissolved");
     registry_org_volunteer_t v;
+    bool found;
     if (registry_orgs_store_volunteer(self->pg, vid, &v, &found))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the registry store is unavailable");
@@ -539,8 +538,8 @@ s_add_member(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     if (existed)
         return linli_idem_abort(&idem, request, 409, "already_member",
                                 "the volunteer is a member already");
-    if (s_emit_member(self, "linli.registry.organization.member_joined", &org, vid, "member",
-                      caller->user_id))
+    if (registry_orgs_emit_member(self->pg, "linli.registry.organization.member_joined", &org, vid,
+                                  "member", caller->user_id))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the event could not be recorded");
     s_member_view_t view;
@@ -558,29 +557,21 @@ s_remove_member(void *self_, linli_request_t *request, const ProtobufCMessage *m
         (const Linli__Registry__RemoveOrgMemberRequest *)msg;
     const Linli__Caller *caller = linli_request_caller(request);
     int64_t me = s_caller_id(caller);
-    int64_t vid = s_parse_id(req->volunteer_id);
-    int64_t id = s_parse_id(req->id);
+    int64_t vid = registry_parse_id(req->volunteer_id);
     if (!me)
         return linli_fail(request, 401, "unauthenticated", "log in first");
 
     linli_idem_t idem;
-    if (linli_idem_begin(self->pg, request, &idem) != LINLI_IDEM_NEW)
-        return 0;
     registry_org_t org;
-    bool found = false;
-    if (id && registry_orgs_store_get(self->pg, id, true, &org, &found))
-        return linli_idem_abort(&idem, request, 503, "store_unavailable",
-                                "the registry store is unavailable");
-    if (!found)
-        return linli_idem_abort(&idem, request, 404, "organization_not_found",
-                                "no such organisation");
-    bool manager = linli_auth_rank_over(caller, org.area) >= S_STAFF || s_is_leader(caller, &org);
+    bool manager;
+    if (!s_begin_member_change(self, request, &idem, req->id, &org, &manager))
+        return 0;
     if (!manager && vid != me)
         return linli_idem_abort(
             &idem, request, 403, "forbidden",
             "only the organisation's leader or staff of its area remove others");
     registry_org_member_t member;
-    found = false;
+    bool found = false;
     if (vid && registry_orgs_store_member_get(self->pg, org.id, vid, &member, &found))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the registry store is unavailable");
@@ -594,8 +585,8 @@ s_remove_member(void *self_, linli_request_t *request, const ProtobufCMessage *m
     if (registry_orgs_store_member_remove(self->pg, org.id, vid, &removed) || !removed)
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the registry store is unavailable");
-    if (s_emit_member(self, "linli.registry.organization.member_left", &org, vid, member.role,
-                      caller->user_id))
+    if (registry_orgs_emit_member(self->pg, "linli.registry.organization.member_left", &org, vid,
+                                  member.role, caller->user_id))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the event could not be recorded");
     Linli__Registry__RemoveOrgMemberReply reply = LINLI__REGISTRY__REMOVE_ORG_MEMBER_REPLY__INIT;
@@ -619,9 +610,9 @@ s_list_members(void *self_, linli_request_t *request, const ProtobufCMessage *ms
         return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
                                 S_PAGE_MAX);
     int64_t after = 0;
-    if (req->cursor && !(after = s_parse_id(req->cursor)))
+    if (req->cursor && !(after = registry_parse_id(req->cursor)))
         return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
-    int64_t id = s_parse_id(req->id);
+    int64_t id = registry_parse_id(req->id);
     registry_org_t org;
     bool found = false;
     if (id && registry_orgs_store_get(self->pg, id, false, &org, &found))
@@ -639,31 +630,23 @@ s_list_members(void *self_, linli_request_t *request, const ProtobufCMessage *ms
         return linli_fail(request, 403, "forbidden",
                           "members are listed to the organisation, its leader and staff");
 
-    registry_org_member_t *rows = calloc(limit, sizeof *rows);
-    s_member_view_t *views = calloc(limit, sizeof *views);
-    Linli__Registry__OrganizationMember **ptrs = calloc(limit, sizeof *ptrs);
-    size_t n = 0;
-    bool more = false;
+    registry_page_t page;
+    if (registry_page_alloc(&page, limit, sizeof(registry_org_member_t), sizeof(s_member_view_t)))
+        return linli_fail(request, 503, "overloaded", "out of memory");
+    registry_org_member_t *rows = page.rows;
+    s_member_view_t *views = page.views;
     int rc;
-    if (!rows || !views || !ptrs) {
-        rc = linli_fail(request, 503, "overloaded", "out of memory");
-    } else if (registry_orgs_store_members(self->pg, org.id, after, rows, limit, &n, &more)) {
+    if (registry_orgs_store_members(self->pg, org.id, after, rows, limit, &page.n, &page.more)) {
         rc = linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
     } else {
         Linli__Registry__ListOrgMembersReply reply = LINLI__REGISTRY__LIST_ORG_MEMBERS_REPLY__INIT;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < page.n; i++) {
             s_member_msg(&rows[i], &views[i]);
-            ptrs[i] = &views[i].msg;
+            page.items[i] = &views[i].msg.base;
         }
-        reply.n_items = n;
-        reply.items = ptrs;
-        if (more && n > 0)
-            reply.next_cursor = views[n - 1].id;
-        rc = linli_reply(request, 200, &reply.base);
+        rc = registry_page_reply(&page, request, &reply.base, page.n ? views[page.n - 1].id : NULL);
     }
-    free(ptrs);
-    free(views);
-    free(rows);
+    registry_page_free(&page);
     return rc;
 }
 
@@ -685,9 +668,9 @@ s_volunteer_orgs(void *self_, linli_request_t *request, const ProtobufCMessage *
         return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
                                 S_PAGE_MAX);
     int64_t after = 0;
-    if (req->cursor && !(after = s_parse_id(req->cursor)))
+    if (req->cursor && !(after = registry_parse_id(req->cursor)))
         return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
-    int64_t vid = s_parse_id(req->id);
+    int64_t vid = registry_parse_id(req->id);
     registry_org_volunteer_t v;
     bool found = false;
     if (vid && registry_orgs_store_volunteer(self->pg, vid, &v, &found))
@@ -695,42 +678,36 @@ s_volunteer_orgs(void *self_, linli_request_t *request, const ProtobufCMessage *
     if (!found || (vid != me && linli_auth_rank_over(caller, v.community) < S_STAFF))
         return linli_fail(request, 404, "volunteer_not_found", "no such volunteer");
 
-    registry_org_t *rows = calloc(limit, sizeof *rows);
+    registry_page_t page;
     registry_org_member_t *roles = calloc(limit, sizeof *roles);
-    s_org_view_t *views = calloc(limit, sizeof *views);
-    Linli__Registry__Membership *items = calloc(limit, sizeof *items);
-    Linli__Registry__Membership **ptrs = calloc(limit, sizeof *ptrs);
-    size_t n = 0;
-    bool more = false;
+    if (!roles ||
+        registry_page_alloc(&page, limit, sizeof(registry_org_t), sizeof(s_membership_view_t))) {
+        free(roles);
+        return linli_fail(request, 503, "overloaded", "out of memory");
+    }
+    registry_org_t *rows = page.rows;
+    s_membership_view_t *views = page.views;
     int rc;
-    if (!rows || !roles || !views || !items || !ptrs) {
-        rc = linli_fail(request, 503, "overloaded", "out of memory");
-    } else if (registry_orgs_store_of_volunteer(self->pg, vid, after, rows, roles, limit, &n,
-                                                &more)) {
+    if (registry_orgs_store_of_volunteer(self->pg, vid, after, rows, roles, limit, &page.n,
+                                         &page.more)) {
         rc = linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
     } else {
         Linli__Registry__VolunteerOrganizationsReply reply =
             LINLI__REGISTRY__VOLUNTEER_ORGANIZATIONS_REPLY__INIT;
-        for (size_t i = 0; i < n; i++) {
-            s_org_msg(&rows[i], &views[i]);
-            linli__registry__membership__init(&items[i]);
-            items[i].organization = &views[i].msg;
-            items[i].role = roles[i].role;
-            items[i].has_joined_at = true;
-            items[i].joined_at = roles[i].joined_at_ms;
-            ptrs[i] = &items[i];
+        for (size_t i = 0; i < page.n; i++) {
+            s_org_msg(&rows[i], &views[i].org);
+            linli__registry__membership__init(&views[i].msg);
+            views[i].msg.organization = &views[i].org.msg;
+            views[i].msg.role = roles[i].role;
+            views[i].msg.has_joined_at = true;
+            views[i].msg.joined_at = roles[i].joined_at_ms;
+            page.items[i] = &views[i].msg.base;
         }
-        reply.n_items = n;
-        reply.items = ptrs;
-        if (more && n > 0)
-            reply.next_cursor = views[n - 1].id;
-        rc = linli_reply(request, 200, &reply.base);
+        rc = registry_page_reply(&page, request, &reply.base,
+                                 page.n ? views[page.n - 1].org.id : NULL);
     }
-    free(ptrs);
-    free(items);
-    free(views);
+    registry_page_free(&page);
     free(roles);
-    free(rows);
     return rc;
 }
 

@@ -1,5 +1,6 @@
 //  registry_orgs_store: organisations, teams and members in PostgreSQL.
 #include "registry_orgs_store.h"
+#include "registry_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,32 +19,20 @@
 #define S_MEMBER_COLUMNS "m.account_id, a.name, v.community, m.role, " S_MS("m.joined_at")
 
 static void
-s_copy(char *dst, size_t cap, const char *src)
-{
-    snprintf(dst, cap, "%s", src ? src : "");
-}
-
-static int64_t
-s_int64(PGresult *res, int row, int col)
-{
-    return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
-static void
 s_org_from_row(PGresult *res, int row, registry_org_t *o)
 {
     memset(o, 0, sizeof *o);
-    o->id = s_int64(res, row, 0);
-    s_copy(o->name, sizeof o->name, PQgetvalue(res, row, 1));
-    s_copy(o->area, sizeof o->area, PQgetvalue(res, row, 2));
-    s_copy(o->type, sizeof o->type, PQgetvalue(res, row, 3));
-    o->parent_id = s_int64(res, row, 4);
-    o->leader_id = s_int64(res, row, 5);
-    s_copy(o->description, sizeof o->description, PQgetvalue(res, row, 6));
-    s_copy(o->status, sizeof o->status, PQgetvalue(res, row, 7));
+    o->id = registry_col_int64(res, row, 0);
+    registry_copy(o->name, sizeof o->name, PQgetvalue(res, row, 1));
+    registry_copy(o->area, sizeof o->area, PQgetvalue(res, row, 2));
+    registry_copy(o->type, sizeof o->type, PQgetvalue(res, row, 3));
+    o->parent_id = registry_col_int64(res, row, 4);
+    o->leader_id = registry_col_int64(res, row, 5);
+    registry_copy(o->description, sizeof o->description, PQgetvalue(res, row, 6));
+    registry_copy(o->status, sizeof o->status, PQgetvalue(res, row, 7));
     o->members = atoi(PQgetvalue(res, row, 8));
-    o->created_at_ms = s_int64(res, row, 9);
-    o->updated_at_ms = s_int64(res, row, 10);
+    o->created_at_ms = registry_col_int64(res, row, 9);
+    o->updated_at_ms = registry_col_int64(res, row, 10);
 }
 
 //  A member from S_MEMBER_COLUMNS.
@@ -51,11 +40,11 @@ static void
 s_member_from_row(PGresult *res, int row, registry_org_member_t *m)
 {
     memset(m, 0, sizeof *m);
-    m->account_id = s_int64(res, row, 0);
-    s_copy(m->name, sizeof m->name, PQgetvalue(res, row, 1));
-    s_copy(m->community, sizeof m->community, PQgetvalue(res, row, 2));
-    s_copy(m->role, sizeof m->role, PQgetvalue(res, row, 3));
-    m->joined_at_ms = s_int64(res, row, 4);
+    m->account_id = registry_col_int64(res, row, 0);
+    registry_copy(m->name, sizeof m->name, PQgetvalue(res, row, 1));
+    registry_copy(m->community, sizeof m->community, PQgetvalue(res, row, 2));
+    registry_copy(m->role, sizeof m->role, PQgetvalue(res, row, 3));
+    m->joined_at_ms = registry_col_int64(res, row, 4);
 }
 
 int
@@ -120,10 +109,10 @@ registry_orgs_store_insert(linli_pg_t *pg, registry_org_t *org, int64_t created_
                       7, params);
     if (!res)
         return -1;
-    org->id = s_int64(res, 0, 0);
-    s_copy(org->status, sizeof org->status, PQgetvalue(res, 0, 1));
-    org->created_at_ms = s_int64(res, 0, 2);
-    org->updated_at_ms = s_int64(res, 0, 3);
+    org->id = registry_col_int64(res, 0, 0);
+    registry_copy(org->status, sizeof org->status, PQgetvalue(res, 0, 1));
+    org->created_at_ms = registry_col_int64(res, 0, 2);
+    org->updated_at_ms = registry_col_int64(res, 0, 3);
     PQclear(res);
     org->members = 0;
     if (org->leader_id) {
@@ -156,7 +145,7 @@ registry_orgs_store_update(linli_pg_t *pg, registry_org_t *org)
         return -1;
     int rc = PQntuples(res) == 1 ? 0 : -1;
     if (!rc)
-        org->updated_at_ms = s_int64(res, 0, 0);
+        org->updated_at_ms = registry_col_int64(res, 0, 0);
     PQclear(res);
     return rc;
 }
@@ -269,9 +258,9 @@ registry_orgs_store_volunteer(linli_pg_t *pg, int64_t id, registry_org_volunteer
     *found = PQntuples(res) == 1;
     if (*found) {
         memset(out, 0, sizeof *out);
-        out->id = s_int64(res, 0, 0);
-        s_copy(out->community, sizeof out->community, PQgetvalue(res, 0, 1));
-        s_copy(out->status, sizeof out->status, PQgetvalue(res, 0, 2));
+        out->id = registry_col_int64(res, 0, 0);
+        registry_copy(out->community, sizeof out->community, PQgetvalue(res, 0, 1));
+        registry_copy(out->status, sizeof out->status, PQgetvalue(res, 0, 2));
     }
     PQclear(res);
     return 0;
@@ -395,8 +384,8 @@ registry_orgs_store_of_volunteer(linli_pg_t *pg, int64_t account_id, int64_t aft
         s_org_from_row(res, (int)i, &out[*n]);
         memset(&roles[*n], 0, sizeof roles[*n]);
         roles[*n].account_id = account_id;
-        s_copy(roles[*n].role, sizeof roles[*n].role, PQgetvalue(res, (int)i, S_ORG_NCOLS));
-        roles[*n].joined_at_ms = s_int64(res, (int)i, S_ORG_NCOLS + 1);
+        registry_copy(roles[*n].role, sizeof roles[*n].role, PQgetvalue(res, (int)i, S_ORG_NCOLS));
+        roles[*n].joined_at_ms = registry_col_int64(res, (int)i, S_ORG_NCOLS + 1);
         (*n)++;
     }
     *more = rows > max;

@@ -8,6 +8,7 @@
 //  phone and family contacts are sealed at rest, shown whole to the resident
 //  and covering staff only, and never leave in events or logs.
 #include "registry.h"
+#include "registry_util.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -18,7 +19,7 @@
 #include "linli_auth.h"
 #include "linli_crypto.h"
 #include "linli_idem.h"
-#include "linli_outbox.h"
+#include "registry_residents.h"
 #include "registry_residents_store.h"
 #include "linli/registry_orgs.pb-c.h"
 
@@ -29,21 +30,12 @@
 
 // ---------------------------------------------------------------- helpers
 
-//  Parse a decimal id; 0 when it is not one.
-static int64_t
-s_parse_id(const char *s)
-{
-    if (!s || !*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s))
-        return 0;
-    return strtoll(s, NULL, 10);
-}
-
 //  True when the caller may see r whole: the resident itself, or staff
 //  whose scope covers its community.
 static bool
 s_full_view(const Linli__Caller *caller, const registry_resident_t *r)
 {
-    if (r->account_id && s_parse_id(caller->user_id) == r->account_id)
+    if (r->account_id && registry_parse_id(caller->user_id) == r->account_id)
         return true;
     return linli_auth_rank_over(caller, r->community) >= S_STAFF;
 }
@@ -166,15 +158,12 @@ s_view_clear(s_view_t *v)
     sodium_memzero(v->contact_phone, sizeof v->contact_phone);
 }
 
-//  Record a resident event in the outbox, inside the open transaction: id,
-//  community and care categories only.
-static int
-s_emit(registry_t *self, const char *type, const registry_resident_t *r,
-       const char *previous_community, const char *actor)
+int
+registry_residents_emit(linli_pg_t *pg, const char *type, const registry_resident_t *r,
+                        const char *previous_community, const char *actor)
 {
-    char id[24], subject[48];
+    char id[24];
     snprintf(id, sizeof id, "%" PRId64, r->id);
-    snprintf(subject, sizeof subject, "resident/%" PRId64, r->id);
     char *categories[REGISTRY_RESIDENT_MAX_CATEGORIES];
     for (size_t i = 0; i < r->n_categories; i++)
         categories[i] = (char *)r->categories[i];
@@ -188,11 +177,26 @@ s_emit(registry_t *self, const char *type, const registry_resident_t *r,
         data.previous_community = (char *)previous_community;
     data.has_can_log_in = true;
     data.can_log_in = r->account_id != 0;
-    linli_event_t ev;
-    if (linli_event_init(&ev, "/linli/registry", type, subject, r->community, &data.base))
-        return -1;
-    int rc = linli_outbox_append(self->pg, &ev.event);
-    linli_event_clear(&ev);
+    return registry_emit(pg, type, "resident", r->id, r->community, &data.base);
+}
+
+//  Record a type event about r, then answer status with r as the caller sees
+//  it and commit the open transaction (or abort it).
+static int
+s_emit_commit(registry_t *self, linli_idem_t *idem, linli_request_t *request, int status,
+              const char *type, const registry_resident_t *r, const char *previous_community)
+{
+    const Linli__Caller *caller = linli_request_caller(request);
+    if (registry_residents_emit(self->pg, type, r, previous_community, caller->user_id))
+        return linli_idem_abort(idem, request, 503, "store_unavailable",
+                                "the event could not be recorded");
+    s_view_t *view = malloc(sizeof *view);
+    if (!view)
+        return linli_idem_abort(idem, request, 503, "overloaded", "out of memory");
+    s_view(r, caller, true, view);
+    int rc = linli_idem_commit(idem, request, status, &view->msg.base);
+    s_view_clear(view);
+    free(view);
     return rc;
 }
 
@@ -207,13 +211,12 @@ s_community_ok(registry_t *self, linli_request_t *request, const char *community
                          "that community is outside your area");
         return false;
     }
-    registry_area_t area;
-    bool found;
-    if (registry_store_area_get(self->store, community, &area, &found)) {
+    bool exists;
+    if (registry_community_exists(self->store, community, &exists)) {
         linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
         return false;
     }
-    if (!found || strcmp(area.level, "community")) {
+    if (!exists) {
         linli_fail_field(request, 422, "unknown_community", "community", "no community has code %s",
                          community);
         return false;
@@ -362,7 +365,7 @@ s_create_resident(void *self_, linli_request_t *request, const ProtobufCMessage 
     linli_idem_t idem;
     if (linli_idem_begin(self->pg, request, &idem) != LINLI_IDEM_NEW)
         goto done; //  replayed, or answered already
-    int64_t actor = s_parse_id(caller->user_id);
+    int64_t actor = registry_parse_id(caller->user_id);
     if (account) {
         bool taken;
         if (registry_store_account_insert(self->store, account, r->phone_hash, actor, &taken)) {
@@ -382,20 +385,7 @@ s_create_resident(void *self_, linli_request_t *request, const ProtobufCMessage 
                               "the registry store is unavailable");
         goto done;
     }
-    if (s_emit(self, "linli.registry.resident.created", r, NULL, caller->user_id)) {
-        rc = linli_idem_abort(&idem, request, 503, "store_unavailable",
-                              "the event could not be recorded");
-        goto done;
-    }
-    s_view_t *view = malloc(sizeof *view);
-    if (!view) {
-        rc = linli_idem_abort(&idem, request, 503, "overloaded", "out of memory");
-        goto done;
-    }
-    s_view(r, caller, true, view);
-    rc = linli_idem_commit(&idem, request, 201, &view->msg.base);
-    s_view_clear(view);
-    free(view);
+    rc = s_emit_commit(self, &idem, request, 201, "linli.registry.resident.created", r, NULL);
 done:
     if (account)
         sodium_memzero(account, sizeof *account);
@@ -413,9 +403,9 @@ s_get_resident(void *self_, linli_request_t *request, const ProtobufCMessage *ms
     const Linli__Registry__GetResidentRequest *req =
         (const Linli__Registry__GetResidentRequest *)msg;
     const Linli__Caller *caller = linli_request_caller(request);
-    if (!s_parse_id(caller->user_id))
+    if (!registry_parse_id(caller->user_id))
         return linli_fail(request, 401, "unauthenticated", "log in first");
-    int64_t id = s_parse_id(req->id);
+    int64_t id = registry_parse_id(req->id);
     registry_resident_t *r = malloc(sizeof *r);
     s_view_t *view = malloc(sizeof *view);
     bool found = false;
@@ -456,7 +446,7 @@ s_update_resident(void *self_, linli_request_t *request, const ProtobufCMessage 
                                 "give family_contacts or clear_family_contacts, not both");
     if (req->community && !s_community_ok(self, request, req->community))
         return 0;
-    int64_t id = s_parse_id(req->id);
+    int64_t id = registry_parse_id(req->id);
 
     //  The changes, prepared (sealed) before the transaction.
     registry_resident_t *patch = calloc(1, sizeof *patch);
@@ -533,20 +523,7 @@ s_update_resident(void *self_, linli_request_t *request, const ProtobufCMessage 
                               "the registry store is unavailable");
         goto done;
     }
-    if (s_emit(self, "linli.registry.resident.updated", r, previous, caller->user_id)) {
-        rc = linli_idem_abort(&idem, request, 503, "store_unavailable",
-                              "the event could not be recorded");
-        goto done;
-    }
-    s_view_t *view = malloc(sizeof *view);
-    if (!view) {
-        rc = linli_idem_abort(&idem, request, 503, "overloaded", "out of memory");
-        goto done;
-    }
-    s_view(r, caller, true, view);
-    rc = linli_idem_commit(&idem, request, 200, &view->msg.base);
-    s_view_clear(view);
-    free(view);
+    rc = s_emit_commit(self, &idem, request, 200, "linli.registry.resident.updated", r, previous);
 done:
     sodium_memzero(patch, sizeof *patch);
     free(patch);
@@ -564,14 +541,8 @@ s_list_residents(void *self_, linli_request_t *request, const ProtobufCMessage *
     const Linli__Registry__ListResidentsRequest *req =
         (const Linli__Registry__ListResidentsRequest *)msg;
     const Linli__Caller *caller = linli_request_caller(request);
-    const char *area = req->area;
-    if (!area) {
-        //  Default: the widest area the caller serves as staff.
-        for (size_t i = 0; i < caller->n_grants; i++)
-            if (linli_auth_rank(caller->grants[i]->role) >= S_STAFF &&
-                (!area || strlen(caller->grants[i]->scope) < strlen(area)))
-                area = caller->grants[i]->scope;
-    }
+    //  Default: the widest area the caller serves as staff.
+    const char *area = req->area ? req->area : registry_staff_scope(caller, S_STAFF);
     if (!area || linli_auth_rank_over(caller, area) < S_STAFF)
         return linli_fail_field(request, 403, "out_of_scope", "area", "that area is outside yours");
     size_t limit = req->has_limit ? (size_t)req->limit : S_PAGE_DEFAULT;
@@ -579,36 +550,28 @@ s_list_residents(void *self_, linli_request_t *request, const ProtobufCMessage *
         return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
                                 S_PAGE_MAX);
     int64_t after = 0;
-    if (req->cursor && !(after = s_parse_id(req->cursor)))
+    if (req->cursor && !(after = registry_parse_id(req->cursor)))
         return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
-    registry_resident_t *rows = calloc(limit, sizeof *rows);
-    s_view_t *views = calloc(limit, sizeof *views);
-    Linli__Registry__Resident **ptrs = calloc(limit, sizeof *ptrs);
-    size_t n = 0;
-    bool more = false;
+    registry_page_t page;
+    if (registry_page_alloc(&page, limit, sizeof(registry_resident_t), sizeof(s_view_t)))
+        return linli_fail(request, 503, "overloaded", "out of memory");
+    registry_resident_t *rows = page.rows;
+    s_view_t *views = page.views;
     int rc;
-    if (!rows || !views || !ptrs) {
-        rc = linli_fail(request, 503, "overloaded", "out of memory");
-    } else if (registry_residents_store_list(self->pg, area, req->category, after, rows, limit, &n,
-                                             &more)) {
+    if (registry_residents_store_list(self->pg, area, req->category, after, rows, limit, &page.n,
+                                      &page.more)) {
         rc = linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
     } else {
         Linli__Registry__ListResidentsReply reply = LINLI__REGISTRY__LIST_RESIDENTS_REPLY__INIT;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < page.n; i++) {
             s_view(&rows[i], caller, false, &views[i]);
-            ptrs[i] = &views[i].msg;
+            page.items[i] = &views[i].msg.base;
         }
-        reply.n_items = n;
-        reply.items = ptrs;
-        if (more && n > 0)
-            reply.next_cursor = views[n - 1].id;
-        rc = linli_reply(request, 200, &reply.base);
-        for (size_t i = 0; i < n; i++)
+        rc = registry_page_reply(&page, request, &reply.base, page.n ? views[page.n - 1].id : NULL);
+        for (size_t i = 0; i < page.n; i++)
             s_view_clear(&views[i]);
     }
-    free(ptrs);
-    free(views);
-    free(rows);
+    registry_page_free(&page);
     return rc;
 }
 

@@ -1,5 +1,6 @@
 //  registry_residents_store: residents in PostgreSQL.
 #include "registry_residents_store.h"
+#include "registry_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,22 +24,16 @@
         "r.updated_at")
 
 static void
-s_copy(char *dst, size_t cap, const char *src)
-{
-    snprintf(dst, cap, "%s", src ? src : "");
-}
-
-static void
 s_from_row(PGresult *res, int row, registry_resident_t *r)
 {
     memset(r, 0, sizeof *r);
-    r->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
-    r->account_id = strtoll(PQgetvalue(res, row, 1), NULL, 10);
-    s_copy(r->name, sizeof r->name, PQgetvalue(res, row, 2));
-    s_copy(r->community, sizeof r->community, PQgetvalue(res, row, 3));
-    s_copy(r->address_enc, sizeof r->address_enc, PQgetvalue(res, row, 4));
-    s_copy(r->phone_enc, sizeof r->phone_enc, PQgetvalue(res, row, 5));
-    s_copy(r->phone_hash, sizeof r->phone_hash, PQgetvalue(res, row, 6));
+    r->id = registry_col_int64(res, row, 0);
+    r->account_id = registry_col_int64(res, row, 1);
+    registry_copy(r->name, sizeof r->name, PQgetvalue(res, row, 2));
+    registry_copy(r->community, sizeof r->community, PQgetvalue(res, row, 3));
+    registry_copy(r->address_enc, sizeof r->address_enc, PQgetvalue(res, row, 4));
+    registry_copy(r->phone_enc, sizeof r->phone_enc, PQgetvalue(res, row, 5));
+    registry_copy(r->phone_hash, sizeof r->phone_hash, PQgetvalue(res, row, 6));
     //  "a,b": categories are identifiers (a CHECK keeps them so).
     const char *p = PQgetvalue(res, row, 7);
     while (*p && r->n_categories < REGISTRY_RESIDENT_MAX_CATEGORIES) {
@@ -47,10 +42,10 @@ s_from_row(PGresult *res, int row, registry_resident_t *r)
         p += len + (p[len] ? 1 : 0);
     }
     r->consent = !strcmp(PQgetvalue(res, row, 8), "t");
-    s_copy(r->family_enc, sizeof r->family_enc, PQgetvalue(res, row, 9));
+    registry_copy(r->family_enc, sizeof r->family_enc, PQgetvalue(res, row, 9));
     r->birth_year = atoi(PQgetvalue(res, row, 10));
-    r->created_at_ms = strtoll(PQgetvalue(res, row, 11), NULL, 10);
-    r->updated_at_ms = strtoll(PQgetvalue(res, row, 12), NULL, 10);
+    r->created_at_ms = registry_col_int64(res, row, 11);
+    r->updated_at_ms = registry_col_int64(res, row, 12);
 }
 
 //  The categories as an array literal "{a,b}" (identifiers: nothing to quote).
@@ -99,9 +94,9 @@ registry_residents_store_insert(linli_pg_t *pg, registry_resident_t *r, int64_t 
         11, params);
     if (!res)
         return -1;
-    r->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    r->created_at_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    r->updated_at_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    r->id = registry_col_int64(res, 0, 0);
+    r->created_at_ms = registry_col_int64(res, 0, 1);
+    r->updated_at_ms = registry_col_int64(res, 0, 2);
     PQclear(res);
     return 0;
 }
@@ -155,7 +150,7 @@ registry_residents_store_update(linli_pg_t *pg, registry_resident_t *r)
         return -1;
     int rc = PQntuples(res) == 1 ? 0 : -1;
     if (!rc)
-        r->updated_at_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        r->updated_at_ms = registry_col_int64(res, 0, 0);
     PQclear(res);
     return rc;
 }

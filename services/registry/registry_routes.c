@@ -5,12 +5,8 @@
 
 //  The modules' tables. Add a module's table here.
 static const linli_route_t *const s_tables[] = {
-    registry_account_routes,
-    registry_org_routes,
-    registry_resident_routes,
-    registry_volunteer_routes,
-    registry_import_routes,
-    NULL,
+    registry_account_routes,   registry_org_routes,    registry_resident_routes,
+    registry_volunteer_routes, registry_import_routes, NULL,
 };
 
 const linli_route_t *

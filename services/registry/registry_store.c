@@ -1,5 +1,6 @@
 //  registry_store: the registry's SQL and its in-memory area tree.
 #include "registry_store.h"
+#include "registry_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,12 +36,6 @@ registry_store_destroy(registry_store_t **self_p)
     *self_p = NULL;
 }
 
-static void
-s_copy(char *dst, size_t cap, const char *src)
-{
-    snprintf(dst, cap, "%s", src ? src : "");
-}
-
 // ---------------------------------------------------------------- areas
 
 static int
@@ -62,10 +57,10 @@ static void
 s_area_from_row(PGresult *res, int row, registry_area_t *a)
 {
     memset(a, 0, sizeof *a);
-    s_copy(a->code, sizeof a->code, PQgetvalue(res, row, 0));
-    s_copy(a->name, sizeof a->name, PQgetvalue(res, row, 1));
-    s_copy(a->level, sizeof a->level, PQgetvalue(res, row, 2));
-    s_copy(a->parent, sizeof a->parent, PQgetvalue(res, row, 3));
+    registry_copy(a->code, sizeof a->code, PQgetvalue(res, row, 0));
+    registry_copy(a->name, sizeof a->name, PQgetvalue(res, row, 1));
+    registry_copy(a->level, sizeof a->level, PQgetvalue(res, row, 2));
+    registry_copy(a->parent, sizeof a->parent, PQgetvalue(res, row, 3));
     if (!PQgetisnull(res, row, 4) && !PQgetisnull(res, row, 5)) {
         a->has_center = true;
         a->lat = strtod(PQgetvalue(res, row, 4), NULL);
@@ -125,7 +120,7 @@ int
 registry_store_area_get(registry_store_t *self, const char *code, registry_area_t *out, bool *found)
 {
     registry_area_t key;
-    s_copy(key.code, sizeof key.code, code);
+    registry_copy(key.code, sizeof key.code, code);
     registry_area_t *hit =
         self->n_areas ? bsearch(&key, self->areas, self->n_areas, sizeof *self->areas, s_cmp_code)
                       : NULL;
@@ -207,14 +202,14 @@ static void
 s_account_from_row(PGresult *res, int row, registry_account_t *a)
 {
     memset(a, 0, sizeof *a);
-    a->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
-    s_copy(a->kind, sizeof a->kind, PQgetvalue(res, row, 1));
-    s_copy(a->name, sizeof a->name, PQgetvalue(res, row, 2));
-    s_copy(a->phone_enc, sizeof a->phone_enc, PQgetvalue(res, row, 3));
-    s_copy(a->password_hash, sizeof a->password_hash, PQgetvalue(res, row, 4));
-    s_copy(a->area, sizeof a->area, PQgetvalue(res, row, 5));
-    s_copy(a->status, sizeof a->status, PQgetvalue(res, row, 6));
-    a->created_at_ms = strtoll(PQgetvalue(res, row, 7), NULL, 10);
+    a->id = registry_col_int64(res, row, 0);
+    registry_copy(a->kind, sizeof a->kind, PQgetvalue(res, row, 1));
+    registry_copy(a->name, sizeof a->name, PQgetvalue(res, row, 2));
+    registry_copy(a->phone_enc, sizeof a->phone_enc, PQgetvalue(res, row, 3));
+    registry_copy(a->password_hash, sizeof a->password_hash, PQgetvalue(res, row, 4));
+    registry_copy(a->area, sizeof a->area, PQgetvalue(res, row, 5));
+    registry_copy(a->status, sizeof a->status, PQgetvalue(res, row, 6));
+    a->created_at_ms = registry_col_int64(res, row, 7);
     //  "role scope,role scope": roles and scopes never hold ' ' or ','.
     const char *p = PQgetvalue(res, row, 8);
     while (*p && a->n_grants < REGISTRY_MAX_GRANTS) {
@@ -287,8 +282,8 @@ registry_store_account_insert(registry_store_t *self, registry_account_t *accoun
         PQclear(res);
         return 0;
     }
-    account->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    account->created_at_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    account->id = registry_col_int64(res, 0, 0);
+    account->created_at_ms = registry_col_int64(res, 0, 1);
     snprintf(account->status, sizeof account->status, "active");
     PQclear(res);
     char idbuf[24];

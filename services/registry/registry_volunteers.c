@@ -1,6 +1,7 @@
 //  registry_volunteers: volunteers' methods — sign-up (self, by staff, by
 //  join code), read, update, verify, status, list, join codes.
 #include "registry.h"
+#include "registry_util.h"
 #include "registry_people.h"
 #include "registry_service.h"
 #include "registry_volunteers_store.h"
@@ -15,7 +16,6 @@
 #include "linli_crypto.h"
 #include "linli_idem.h"
 #include "linli_log.h"
-#include "linli_outbox.h"
 #include "linli_ratelimit.h"
 #include "linli_session.h"
 #include "linli/registry.pb-c.h"
@@ -26,23 +26,6 @@
 #define S_JOIN_CODE_DAYS 30
 
 // ---------------------------------------------------------------- helpers
-
-static int64_t
-s_parse_id(const char *s)
-{
-    if (!s || !*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s))
-        return 0;
-    return strtoll(s, NULL, 10);
-}
-
-static int
-s_this_year(void)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    return tm.tm_year + 1900;
-}
 
 //  Who sees a volunteer whole: the person, and staff whose scope covers its community.
 static bool
@@ -125,9 +108,8 @@ static int
 s_emit(registry_t *self, const char *type, const registry_volunteer_t *v, const char *actor,
        const char *previous_status, const char *previous_community)
 {
-    char id[24], subject[40];
+    char id[24];
     snprintf(id, sizeof id, "%" PRId64, v->id);
-    snprintf(subject, sizeof subject, "volunteer/%" PRId64, v->id);
     char bufs[2][REGISTRY_MAX_TAGS * 34 + 3];
     const char *skills[REGISTRY_MAX_TAGS], *slots[REGISTRY_MAX_TAGS];
     Linli__Registry__VolunteerEvent data = LINLI__REGISTRY__VOLUNTEER_EVENT__INIT;
@@ -145,24 +127,7 @@ s_emit(registry_t *self, const char *type, const registry_volunteer_t *v, const 
     data.previous_community = (char *)previous_community;
     data.has_version = true;
     data.version = v->updated_at_ms;
-    linli_event_t ev;
-    if (linli_event_init(&ev, "/linli/registry", type, subject, v->community, &data.base))
-        return -1;
-    int rc = linli_outbox_append(self->pg, &ev.event);
-    linli_event_clear(&ev);
-    return rc;
-}
-
-//  Is code a community of the tree? 0 with *ok, or -1 when the store failed.
-static int
-s_community_exists(registry_t *self, const char *code, bool *ok)
-{
-    registry_area_t area;
-    bool found;
-    if (registry_store_area_get(self->store, code, &area, &found))
-        return -1;
-    *ok = found && !strcmp(area.level, "community");
-    return 0;
+    return registry_emit(self->pg, type, "volunteer", v->id, v->community, &data.base);
 }
 
 //  Copy a repeated string field into a NULL-free pointer array view.
@@ -208,10 +173,7 @@ s_sign_up(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     bool by_staff = linli_auth_rank_over(caller, community) > 0;
     //  Staff entering someone outside their area is an action out of scope,
     //  not a self sign-up.
-    bool is_staff = false;
-    for (size_t i = 0; i < caller->n_grants; i++)
-        if (linli_auth_rank(caller->grants[i]->role) > 0)
-            is_staff = true;
+    bool is_staff = registry_staff_scope(caller, 1) != NULL;
     if (is_staff && !by_staff)
         return linli_fail_field(request, 403, "out_of_scope", "community",
                                 "that community is outside your area");
@@ -250,14 +212,14 @@ s_sign_up(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     };
     registry_person_t person;
     registry_person_error_t perr;
-    if (registry_person_prepare(&in, s_this_year(), &person, &perr))
+    if (registry_person_prepare(&in, registry_this_year(), &person, &perr))
         return linli_fail_field(request,
                                 !strcmp(perr.code, "internal")    ? 500
                                 : !strcmp(perr.code, "too_young") ? 422
                                                                   : 400,
                                 perr.code, perr.field, "%s", perr.message);
     bool exists;
-    if (s_community_exists(self, community, &exists))
+    if (registry_community_exists(self->store, community, &exists))
         return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
     if (!exists)
         return linli_fail_field(request, 422, "unknown_community", "community",
@@ -272,7 +234,7 @@ s_sign_up(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
         return 0;
     registry_volunteer_t v;
     registry_vol_outcome_t outcome;
-    int64_t actor = s_parse_id(caller->user_id);
+    int64_t actor = registry_parse_id(caller->user_id);
     if (registry_volunteer_insert(self->pg, &person, req->password ? password_hash : NULL,
                                   by_staff ? "staff" : "self", by_staff ? actor : 0, &v, &outcome))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
@@ -335,7 +297,7 @@ s_leads_member(registry_t *self, const Linli__Caller *caller, int64_t volunteer)
     for (size_t i = 0; i < caller->n_grants; i++)
         if (!strcmp(caller->grants[i]->role, "org_leader"))
             has_grant = true;
-    int64_t leader = s_parse_id(caller->user_id);
+    int64_t leader = registry_parse_id(caller->user_id);
     if (!has_grant || !leader)
         return 0;
     char vid[24], lid[24];
@@ -362,7 +324,7 @@ s_load_visible(registry_t *self, linli_request_t *request, const char *id_text, 
                bool allow_leader, registry_volunteer_t *v)
 {
     const Linli__Caller *caller = linli_request_caller(request);
-    int64_t id = s_parse_id(id_text);
+    int64_t id = registry_parse_id(id_text);
     bool found = false;
     if (id && registry_volunteer_get(self->pg, id, lock, v, &found)) {
         linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
@@ -446,7 +408,7 @@ s_update(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
         if (linli_auth_rank_over(caller, req->community) < 1)
             return linli_idem_abort(&idem, request, 403, "out_of_scope",
                                     "the new community is outside your area");
-        if (s_community_exists(self, req->community, &exists))
+        if (registry_community_exists(self->store, req->community, &exists))
             return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                     "the registry store is unavailable");
         if (!exists)
@@ -519,7 +481,7 @@ s_change_status(registry_t *self, linli_request_t *request, const char *id, cons
     const char *type = !strcmp(to, "verified") && !strcmp(previous, "pending")
                            ? "linli.registry.volunteer.verified"
                            : "linli.registry.volunteer.status_changed";
-    if (registry_volunteer_set_status(self->pg, &v, to, s_parse_id(caller->user_id)) ||
+    if (registry_volunteer_set_status(self->pg, &v, to, registry_parse_id(caller->user_id)) ||
         s_emit(self, type, &v, caller->user_id ? caller->user_id : "", previous, NULL))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the registry store is unavailable");
@@ -556,18 +518,12 @@ s_list(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     const Linli__Registry__ListVolunteersRequest *req =
         (const Linli__Registry__ListVolunteersRequest *)msg;
     const Linli__Caller *caller = linli_request_caller(request);
-    const char *area = req->area;
-    if (!area) {
-        for (size_t i = 0; i < caller->n_grants; i++)
-            if (linli_auth_rank(caller->grants[i]->role) > 0 &&
-                (!area || strlen(caller->grants[i]->scope) < strlen(area)))
-                area = caller->grants[i]->scope;
-    }
+    const char *area = req->area ? req->area : registry_staff_scope(caller, 1);
     if (!area || linli_auth_rank_over(caller, area) < 1)
         return linli_fail_field(request, 403, "out_of_scope", "area", "that area is outside yours");
     size_t limit = req->has_limit ? (size_t)req->limit : 100;
     int64_t after = 0;
-    if (req->cursor && !(after = s_parse_id(req->cursor)))
+    if (req->cursor && !(after = registry_parse_id(req->cursor)))
         return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
 
     registry_volunteer_filter_t f = {.area = area, .skill = req->skill, .status = req->status};
@@ -589,34 +545,23 @@ s_list(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
             f.name_prefix = req->q;
         }
     }
-    registry_volunteer_t *rows = calloc(limit, sizeof *rows);
-    s_view_t *views = calloc(limit, sizeof *views);
-    Linli__Registry__Volunteer **ptrs = calloc(limit, sizeof *ptrs);
-    size_t n = 0;
-    bool more = false;
+    registry_page_t page;
+    if (registry_page_alloc(&page, limit, sizeof(registry_volunteer_t), sizeof(s_view_t)))
+        return linli_fail(request, 503, "overloaded", "out of memory");
+    registry_volunteer_t *rows = page.rows;
+    s_view_t *views = page.views;
     int rc;
-    if (!rows || !views || !ptrs) {
-        rc = linli_fail(request, 503, "overloaded", "out of memory");
-    } else if (registry_volunteer_list(self->pg, &f, after, rows, limit, &n, &more)) {
+    if (registry_volunteer_list(self->pg, &f, after, rows, limit, &page.n, &page.more)) {
         rc = linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
     } else {
         Linli__Registry__ListVolunteersReply reply = LINLI__REGISTRY__LIST_VOLUNTEERS_REPLY__INIT;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < page.n; i++) {
             s_view(&rows[i], caller, &views[i]);
-            ptrs[i] = &views[i].msg;
+            page.items[i] = &views[i].msg.base;
         }
-        reply.n_items = n;
-        reply.items = ptrs;
-        char cursor[24];
-        if (more && n > 0) {
-            snprintf(cursor, sizeof cursor, "%" PRId64, rows[n - 1].id);
-            reply.next_cursor = cursor;
-        }
-        rc = linli_reply(request, 200, &reply.base);
+        rc = registry_page_reply(&page, request, &reply.base, page.n ? views[page.n - 1].id : NULL);
     }
-    free(ptrs);
-    free(views);
-    free(rows);
+    registry_page_free(&page);
     return rc;
 }
 
@@ -633,7 +578,7 @@ s_join_code(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     if (linli_auth_rank_over(caller, req->code) < 1)
         return linli_fail(request, 403, "out_of_scope", "that community is outside your area");
     bool exists;
-    if (s_community_exists(self, req->code, &exists))
+    if (registry_community_exists(self->store, req->code, &exists))
         return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
     if (!exists)
         return linli_fail(request, 404, "area_not_found", "no community has code %s", req->code);

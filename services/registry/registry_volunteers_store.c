@@ -1,5 +1,6 @@
 //  registry_volunteers_store: the SQL of volunteers.
 #include "registry_volunteers_store.h"
+#include "registry_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,30 +16,24 @@
     "(extract(epoch from v.updated_at) * 1000)::bigint"
 
 static void
-s_copy(char *dst, size_t cap, const char *src)
-{
-    snprintf(dst, cap, "%s", src ? src : "");
-}
-
-static void
 s_from_row(PGresult *res, int row, registry_volunteer_t *v)
 {
     memset(v, 0, sizeof *v);
-    v->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
-    s_copy(v->name, sizeof v->name, PQgetvalue(res, row, 1));
-    s_copy(v->community, sizeof v->community, PQgetvalue(res, row, 2));
-    s_copy(v->id_number_enc, sizeof v->id_number_enc, PQgetvalue(res, row, 3));
-    s_copy(v->phone_enc, sizeof v->phone_enc, PQgetvalue(res, row, 4));
-    s_copy(v->gender, sizeof v->gender, PQgetvalue(res, row, 5));
+    v->id = registry_col_int64(res, row, 0);
+    registry_copy(v->name, sizeof v->name, PQgetvalue(res, row, 1));
+    registry_copy(v->community, sizeof v->community, PQgetvalue(res, row, 2));
+    registry_copy(v->id_number_enc, sizeof v->id_number_enc, PQgetvalue(res, row, 3));
+    registry_copy(v->phone_enc, sizeof v->phone_enc, PQgetvalue(res, row, 4));
+    registry_copy(v->gender, sizeof v->gender, PQgetvalue(res, row, 5));
     v->birth_year = atoi(PQgetvalue(res, row, 6));
-    s_copy(v->political_status, sizeof v->political_status, PQgetvalue(res, row, 7));
-    s_copy(v->skills, sizeof v->skills, PQgetvalue(res, row, 8));
-    s_copy(v->free_slots, sizeof v->free_slots, PQgetvalue(res, row, 9));
-    s_copy(v->status, sizeof v->status, PQgetvalue(res, row, 10));
-    s_copy(v->source, sizeof v->source, PQgetvalue(res, row, 11));
-    v->verified_at_ms = strtoll(PQgetvalue(res, row, 12), NULL, 10);
-    v->created_at_ms = strtoll(PQgetvalue(res, row, 13), NULL, 10);
-    v->updated_at_ms = strtoll(PQgetvalue(res, row, 14), NULL, 10);
+    registry_copy(v->political_status, sizeof v->political_status, PQgetvalue(res, row, 7));
+    registry_copy(v->skills, sizeof v->skills, PQgetvalue(res, row, 8));
+    registry_copy(v->free_slots, sizeof v->free_slots, PQgetvalue(res, row, 9));
+    registry_copy(v->status, sizeof v->status, PQgetvalue(res, row, 10));
+    registry_copy(v->source, sizeof v->source, PQgetvalue(res, row, 11));
+    v->verified_at_ms = registry_col_int64(res, row, 12);
+    v->created_at_ms = registry_col_int64(res, row, 13);
+    v->updated_at_ms = registry_col_int64(res, row, 14);
 }
 
 int
@@ -99,7 +94,7 @@ registry_volunteer_insert(linli_pg_t *pg, const registry_person_t *p, const char
         return 0;
     }
     char id[24];
-    s_copy(id, sizeof id, PQgetvalue(res, 0, 0));
+    registry_copy(id, sizeof id, PQgetvalue(res, 0, 0));
     PQclear(res);
     char year[16];
     snprintf(year, sizeof year, "%d", p->birth_year);
@@ -157,7 +152,7 @@ registry_volunteer_save(linli_pg_t *pg, registry_volunteer_t *v)
         return -1;
     int rc = PQntuples(res) == 1 ? 0 : -1;
     if (!rc)
-        v->updated_at_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        v->updated_at_ms = registry_col_int64(res, 0, 0);
     PQclear(res);
     return rc;
 }
@@ -184,8 +179,8 @@ registry_volunteer_set_status(linli_pg_t *pg, registry_volunteer_t *v, const cha
         return -1;
     int rc = PQntuples(res) == 1 ? 0 : -1;
     if (!rc) {
-        v->updated_at_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        v->verified_at_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        v->updated_at_ms = registry_col_int64(res, 0, 0);
+        v->verified_at_ms = registry_col_int64(res, 0, 1);
         snprintf(v->status, sizeof v->status, "%s", status);
     }
     PQclear(res);

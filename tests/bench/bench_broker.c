@@ -70,22 +70,10 @@ static const linli_route_t s_routes[] = {
     {NULL, NULL, NULL},
 };
 
-//  $TERM ends the loop.
-static int
-s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
-{
-    (void)loop;
-    (void)arg;
-    char *cmd = zstr_recv(pipe);
-    free(cmd);
-    return -1;
-}
-
 //  The worker actor; arg is the broker endpoint.
 static void
 s_worker_actor(zsock_t *pipe, void *arg)
 {
-    zloop_t *loop = zloop_new();
     linli_worker_opts_t opts = {
         .service = "bench",
         .endpoints = arg,
@@ -94,12 +82,7 @@ s_worker_actor(zsock_t *pipe, void *arg)
         .liveness = 3,
         .routes = s_routes,
     };
-    linli_worker_t *worker = linli_worker_new(loop, &opts);
-    zloop_reader(loop, pipe, s_on_pipe, NULL);
-    zsock_signal(pipe, 0);
-    zloop_start(loop);
-    linli_worker_destroy(&worker);
-    zloop_destroy(&loop);
+    ts_worker_run(pipe, &opts, NULL);
 }
 
 // ---------------------------------------------------------------- through the broker

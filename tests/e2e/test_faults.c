@@ -34,13 +34,6 @@ s_teardown(void **state)
     return 0;
 }
 
-static void
-s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 //  Log in as the admin, waiting out a service still reconnecting (it tries
 //  Redis again at most every 250 ms): at most 3 s.
 static char *
@@ -50,7 +43,7 @@ s_login_eventually(void)
     for (int i = 0; i < 30 && !token; i++) {
         token = ts_login(&s_suite, TS_ADMIN_PHONE, TS_ADMIN_PASSWORD);
         if (!token)
-            s_sleep_ms(100);
+            ts_sleep_ms(100);
     }
     return token;
 }
@@ -126,7 +119,7 @@ test_two_workers_then_kill_one(void **state)
     //  /healthz shows a snapshot of the broker at most 200 ms old.
     json_int_t a = 0, b = 0;
     for (int i = 0; i < 40 && a + b < 100; i++) {
-        s_sleep_ms(50);
+        ts_sleep_ms(50);
         s_dispatched(&a, &b);
     }
     assert_true(a > 10);
@@ -139,13 +132,13 @@ test_two_workers_then_kill_one(void **state)
     memset(flows, 0, sizeof flows);
     for (int i = 0; i < 4; i++)
         pthread_create(&threads[i], NULL, s_flow, &flows[i]);
-    s_sleep_ms(400);
+    ts_sleep_ms(400);
     int64_t killed_at = ts_mono_ms();
     kill(s_suite.registry[0], SIGKILL);
     //  The broker notices by heartbeat (200 ms here, three missed).
     assert_int_equal(ts_suite_wait_workers(&s_suite, "registry", 1, 3000), 0);
     int64_t noticed_ms = ts_mono_ms() - killed_at;
-    s_sleep_ms(1000);
+    ts_sleep_ms(1000);
     for (int i = 0; i < 4; i++)
         flows[i].stop = 1;
     int total = 0, ok = 0, lost = 0, other = 0;
@@ -229,7 +222,7 @@ test_redis_restart(void **state)
             token = ts_login(&s_suite, TS_ADMIN_PHONE, TS_ADMIN_PASSWORD);
         }
         if (me != 200)
-            s_sleep_ms(100);
+            ts_sleep_ms(100);
     }
     assert_int_equal(me, 200);
     free(token);
@@ -255,7 +248,7 @@ test_postgres_restart(void **state)
     for (int i = 0; i < 50 && me != 200; i++) {
         me = s_get_status("/v1/me", token, NULL, 0);
         if (me != 200)
-            s_sleep_ms(100);
+            ts_sleep_ms(100);
     }
     assert_int_equal(me, 200);
     //  Writes work again, and their events still reach the stream.

@@ -27,26 +27,10 @@ static PGconn *s_db;     //  the suite's database, for checks from outside
 
 // ---------------------------------------------------------------- helpers
 
-//  An 18-character ID number with a correct GB 11643 check digit.
-static void
-s_id_number(const char *region, const char *birth, int seq, char out[19])
-{
-    static const int weights[] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
-    static const char checks[] = "10X98765432";
-    snprintf(out, 19, "%s%s%03d", region, birth, seq % 1000);
-    int sum = 0;
-    for (int i = 0; i < 17; i++)
-        sum += (out[i] - '0') * weights[i];
-    out[17] = checks[sum % 11];
-    out[18] = '\0';
-}
-
 static ts_http_reply_t
 s_req(const char *method, const char *path, const char *token, const char *body)
 {
-    ts_http_reply_t r;
-    ts_http(&s_suite, method, path, token, body, NULL, &r);
-    return r;
+    return ts_req(&s_suite, method, path, token, body);
 }
 
 //  One number from SQL.
@@ -102,8 +86,7 @@ s_wait(const char *token, const char *id)
         }
         ts_http_reply_free(&r);
         assert_true(ts_mono_ms() < until);
-        struct timespec ts = {0, 100000000L};
-        nanosleep(&ts, NULL);
+        ts_sleep_ms(100);
     }
 }
 
@@ -155,35 +138,19 @@ s_volunteer_by_phone(const char *token, const char *area, const char *phone)
     return r;
 }
 
-static char *
-s_staff(const char *phone, const char *role, const char *scope)
-{
-    char body[512];
-    snprintf(body, sizeof body,
-             "{\"name\":\"工作人员\",\"phone\":\"%s\",\"password\":\"password-1\","
-             "\"grants\":[{\"role\":\"%s\",\"scope\":\"%s\"}]}",
-             phone, role, scope);
-    ts_http_reply_t r = s_req("POST", "/v1/staff", s_admin, body);
-    long status = r.status;
-    ts_http_reply_free(&r);
-    return status == 201 ? ts_login(&s_suite, phone, "password-1") : NULL;
-}
-
 static int
 s_setup(void **state)
 {
     (void)state;
     const char *const extra[] = {"LINLI_DEMO_VOLUNTEERS=0", NULL};
-    if (ts_suite_start(&s_suite, "import", 2, extra))
+    s_admin = ts_suite_start_admin(&s_suite, "import", 2, extra);
+    if (!s_admin)
         return -1;
     s_db = PQconnectdb(s_suite.env.dsn);
     if (PQstatus(s_db) != CONNECTION_OK)
         return -1;
-    s_admin = ts_login(&s_suite, TS_ADMIN_PHONE, TS_ADMIN_PASSWORD);
-    if (!s_admin)
-        return -1;
-    s_worker = s_staff("13700000101", "community_worker", C1);
-    s_district = s_staff("13700000102", "district_admin", "420106");
+    s_worker = ts_staff(&s_suite, s_admin, "13700000101", "community_worker", C1);
+    s_district = ts_staff(&s_suite, s_admin, "13700000102", "district_admin", "420106");
     return s_worker && s_district ? 0 : -1;
 }
 
@@ -206,18 +173,18 @@ test_good_and_bad_rows(void **state)
 {
     (void)state;
     char id[16][19], young_birth[16];
-    s_id_number("420102", "19800101", 1, id[0]);
-    s_id_number("420102", "19851231", 2, id[1]);
-    s_id_number("420103", "19900615", 3, id[2]);
-    s_id_number("420106", "19750704", 5, id[3]);
-    s_id_number("420102", "19660202", 7, id[4]); //  signed up before the import
+    ts_id_number("420102", "19800101", 1, id[0]);
+    ts_id_number("420102", "19851231", 2, id[1]);
+    ts_id_number("420103", "19900615", 3, id[2]);
+    ts_id_number("420106", "19750704", 5, id[3]);
+    ts_id_number("420102", "19660202", 7, id[4]); //  signed up before the import
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
     snprintf(young_birth, sizeof young_birth, "%04d0101", tm.tm_year + 1900 - 10);
-    s_id_number("420102", young_birth, 9, id[5]);
-    s_id_number("420102", "19700101", 11, id[6]);
-    s_id_number("420102", "19700101", 13, id[7]);
+    ts_id_number("420102", young_birth, 9, id[5]);
+    ts_id_number("420102", "19700101", 11, id[6]);
+    ts_id_number("420102", "19700101", 13, id[7]);
     char bad_check[19];
     snprintf(bad_check, sizeof bad_check, "%s", id[6]);
     bad_check[17] = bad_check[17] == '1' ? '2' : '1';
@@ -367,7 +334,7 @@ test_malformed_files(void **state)
 {
     (void)state;
     char id[19], csv[1024];
-    s_id_number("420102", "19880808", 21, id);
+    ts_id_number("420102", "19880808", 21, id);
     //  Good rows first: a broken file writes none of them.
     snprintf(csv, sizeof csv,
              "name,id_number,phone,community\n"
@@ -421,8 +388,8 @@ test_dry_run(void **state)
 {
     (void)state;
     char id[2][19], csv[1024];
-    s_id_number("420102", "19790303", 31, id[0]);
-    s_id_number("420102", "19790303", 33, id[1]);
+    ts_id_number("420102", "19790303", 31, id[0]);
+    ts_id_number("420102", "19790303", 33, id[1]);
     snprintf(csv, sizeof csv,
              "name,id_number,phone,community\n试一,%s,13500000031," C1 "\n试二,%s,bad," C1 "\n",
              id[0], id[1]);
@@ -451,8 +418,8 @@ test_scope_and_access(void **state)
 {
     (void)state;
     char id[2][19], csv[1024];
-    s_id_number("420102", "19820909", 41, id[0]);
-    s_id_number("420102", "19820909", 43, id[1]);
+    ts_id_number("420102", "19820909", 41, id[0]);
+    ts_id_number("420102", "19820909", 43, id[1]);
     snprintf(csv, sizeof csv,
              "name,id_number,phone,community\n本社区,%s,13500000041," C1
              "\n邻社区,%s,13500000042," C2 "\n",
@@ -517,7 +484,7 @@ test_runner_killed(void **state)
     for (int k = 0; k < 30000; k++) {
         char id[19], birth[9];
         snprintf(birth, sizeof birth, "1985%02d%02d", 1 + k % 12, 1 + (k / 12) % 28);
-        s_id_number("420104", birth, 1 + k / 336, id);
+        ts_id_number("420104", birth, 1 + k / 336, id);
         len += (size_t)snprintf(csv + len, cap - len, "批量%d,%s,156%08d,%s\n", k % 100, id, k,
                                 k % 2 ? C1 : C2);
     }
@@ -536,8 +503,7 @@ test_runner_killed(void **state)
         if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
             pid = atol(PQgetvalue(res, 0, 0));
         PQclear(res);
-        struct timespec ts = {0, 20000000L};
-        nanosleep(&ts, NULL);
+        ts_sleep_ms(20);
     }
     assert_true(pid > 0);
     int slot = -1;

@@ -4,7 +4,6 @@
 //  every role against every endpoint, idempotency, events.
 #include "test_suite.h"
 
-#include <hiredis.h>
 #include <libpq-fe.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,9 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#include "linli/events.pb-c.h"
 
 #define C1 "420102001001"  //  the community most people here live in
 #define C2 "420102001002"  //  its neighbour
@@ -47,9 +43,7 @@ static char *s_resident_token;
 static ts_http_reply_t
 s_req(const char *method, const char *path, const char *token, const char *body)
 {
-    ts_http_reply_t r;
-    ts_http(&s_suite, method, path, token, body, NULL, &r);
-    return r;
+    return ts_req(&s_suite, method, path, token, body);
 }
 
 //  The request's status; prints the reply when it is not the one expected.
@@ -73,37 +67,18 @@ s_str(const ts_http_reply_t *r, const char *key)
     return v ? v : "";
 }
 
-//  An 18-character ID number with a correct GB 11643 check digit.
-static void
-s_id_number(const char *region, const char *birth, int seq, char out[19])
-{
-    static const int weights[] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
-    static const char checks[] = "10X98765432";
-    snprintf(out, 19, "%s%s%03d", region, birth, seq % 1000);
-    int sum = 0;
-    for (int i = 0; i < 17; i++)
-        sum += (out[i] - '0') * weights[i];
-    out[17] = checks[sum % 11];
-    out[18] = '\0';
-}
-
 //  Sign a volunteer up (password "volunteer-1") and, unless pending, have
 //  the worker of its community verify it. 0 or -1; id into id.
 static int
 s_volunteer(const char *name, int seq, const char *phone, const char *community, bool verify,
             char id[32])
 {
-    char idn[19], body[1024];
+    char idn[19];
     char region[8];
     snprintf(region, sizeof region, "%.6s", community);
-    s_id_number(region, "19800101", seq, idn);
-    snprintf(body, sizeof body,
-             "{\"name\":\"%s\",\"id_number\":\"%s\",\"phone\":\"%s\",\"password\":\"volunteer-1\","
-             "\"community\":\"%s\",\"skills\":[\"elderly_care\"]}",
-             name, idn, phone, community);
-    ts_http_reply_t r = s_req("POST", "/v1/volunteers", NULL, body);
-    const char *v = json_string_value(json_object_get(json_object_get(r.json, "volunteer"), "id"));
-    snprintf(id, 32, "%s", v ? v : "");
+    ts_id_number(region, "19800101", seq, idn);
+    ts_http_reply_t r =
+        ts_sign_up(&s_suite, NULL, name, idn, phone, community, "\"elderly_care\"", id, 32);
     long status = r.status;
     ts_http_reply_free(&r);
     if (status != 201) {
@@ -116,20 +91,6 @@ s_volunteer(const char *name, int seq, const char *phone, const char *community,
     snprintf(path, sizeof path, "/v1/volunteers/%s/verify", id);
     //  The city admin covers every community.
     return s_status("POST", path, s_admin, NULL, 200) == 200 ? 0 : -1;
-}
-
-static char *
-s_staff(const char *phone, const char *role, const char *scope)
-{
-    char body[512];
-    snprintf(body, sizeof body,
-             "{\"name\":\"工作人员\",\"phone\":\"%s\",\"password\":\"password-1\","
-             "\"grants\":[{\"role\":\"%s\",\"scope\":\"%s\"}]}",
-             phone, role, scope);
-    ts_http_reply_t r = s_req("POST", "/v1/staff", s_admin, body);
-    long status = r.status;
-    ts_http_reply_free(&r);
-    return status == 201 ? ts_login(&s_suite, phone, "password-1") : NULL;
 }
 
 //  Create an organisation as token; the status, its id into id (may be NULL).
@@ -188,15 +149,13 @@ s_setup(void **state)
 {
     (void)state;
     const char *const extra[] = {"LINLI_SIGNUP_PER_ADDR=10000", NULL};
-    if (ts_suite_start(&s_suite, "orgs", 2, extra))
-        return -1;
-    s_admin = ts_login(&s_suite, TS_ADMIN_PHONE, TS_ADMIN_PASSWORD);
+    s_admin = ts_suite_start_admin(&s_suite, "orgs", 2, extra);
     if (!s_admin)
         return -1;
-    s_jiangan = s_staff("13600000001", "district_admin", "420102");
-    s_wuchang = s_staff("13600000002", "district_admin", "420106");
-    s_street = s_staff("13600000003", "street_admin", "420102001");
-    s_worker = s_staff("13600000004", "community_worker", C1);
+    s_jiangan = ts_staff(&s_suite, s_admin, "13600000001", "district_admin", "420102");
+    s_wuchang = ts_staff(&s_suite, s_admin, "13600000002", "district_admin", "420106");
+    s_street = ts_staff(&s_suite, s_admin, "13600000003", "street_admin", "420102001");
+    s_worker = ts_staff(&s_suite, s_admin, "13600000004", "community_worker", C1);
     if (!s_jiangan || !s_wuchang || !s_street || !s_worker)
         return -1;
     if (s_volunteer("王队长", 1, "15100000001", C1, true, s_lead) ||
@@ -953,70 +912,39 @@ test_idempotency(void **state)
     assert_int_equal(s_status("POST", "/v1/residents", s_worker, rbody, 409), 409);
 }
 
-//  How many events of type about subject are in the stream; each must carry
-//  area and none of the needles in its bytes. Waits for the relay.
-static int
-s_count_events(const char *type, const char *subject, const char *area, const char *const *needles)
-{
-    struct timeval tv = {2, 0};
-    redisContext *rc = redisConnectWithTimeout("127.0.0.1", s_suite.env.redis.port, tv);
-    assert_non_null(rc);
-    int found = 0;
-    for (int attempt = 0; attempt < 100 && !found; attempt++) {
-        redisReply *rr = redisCommand(rc, "XRANGE %sevents - +", s_suite.env.prefix);
-        assert_non_null(rr);
-        for (size_t i = 0; i < rr->elements; i++) {
-            redisReply *fields = rr->element[i]->element[1];
-            for (size_t f = 0; f + 1 < fields->elements; f += 2) {
-                if (strcmp(fields->element[f]->str, "data"))
-                    continue;
-                const char *d = fields->element[f + 1]->str;
-                size_t dlen = fields->element[f + 1]->len;
-                Linli__Event *ev = linli__event__unpack(NULL, dlen, (const uint8_t *)d);
-                if (ev && !strcmp(ev->type, type) && ev->subject && !strcmp(ev->subject, subject)) {
-                    found++;
-                    assert_string_equal(ev->area, area);
-                    for (size_t n = 0; needles && needles[n]; n++)
-                        for (size_t k = 0; k + strlen(needles[n]) <= dlen; k++)
-                            assert_false(memcmp(d + k, needles[n], strlen(needles[n])) == 0);
-                }
-                if (ev)
-                    linli__event__free_unpacked(ev, NULL);
-            }
-        }
-        freeReplyObject(rr);
-        if (!found) {
-            struct timespec ts = {0, 50000000L};
-            nanosleep(&ts, NULL);
-        }
-    }
-    redisFree(rc);
-    return found;
-}
-
 static void
 test_events(void **state)
 {
     (void)state;
     char subject[64];
     snprintf(subject, sizeof subject, "organization/%s", s_org);
-    assert_int_equal(s_count_events("linli.registry.organization.created", subject, "420102", NULL),
+    assert_int_equal(ts_stream_count_events(&s_suite, subject,
+                                            "linli.registry.organization.created", "420102", NULL),
                      1);
     //  The leader's membership from the creation, and later joins and leaves.
-    assert_true(
-        s_count_events("linli.registry.organization.member_joined", subject, "420102", NULL) >= 2);
-    assert_int_equal(
-        s_count_events("linli.registry.organization.member_left", subject, "420102", NULL), 1);
+    assert_true(ts_stream_count_events(&s_suite, subject,
+                                       "linli.registry.organization.member_joined", "420102",
+                                       NULL) >= 2);
+    assert_int_equal(ts_stream_count_events(&s_suite, subject,
+                                            "linli.registry.organization.member_left", "420102",
+                                            NULL),
+                     1);
     snprintf(subject, sizeof subject, "organization/%s", s_team);
-    assert_int_equal(s_count_events("linli.registry.organization.created", subject, C1, NULL), 1);
-    assert_true(s_count_events("linli.registry.organization.updated", subject, C1, NULL) >= 1);
+    assert_int_equal(
+        ts_stream_count_events(&s_suite, subject, "linli.registry.organization.created", C1, NULL),
+        1);
+    assert_true(ts_stream_count_events(&s_suite, subject, "linli.registry.organization.updated", C1,
+                                       NULL) >= 1);
 
     //  Residents: id, community and categories only.
     const char *const personal[] = {"15900000001", "15900000009", "15900000002", "孙奶奶",
                                     "幸福路",      "孙明",        NULL};
     snprintf(subject, sizeof subject, "resident/%s", s_resident);
-    assert_int_equal(s_count_events("linli.registry.resident.created", subject, C1, personal), 1);
-    assert_true(s_count_events("linli.registry.resident.updated", subject, C1, personal) >= 1);
+    assert_int_equal(
+        ts_stream_count_events(&s_suite, subject, "linli.registry.resident.created", C1, personal),
+        1);
+    assert_true(ts_stream_count_events(&s_suite, subject, "linli.registry.resident.updated", C1,
+                                       personal) >= 1);
 }
 
 int

@@ -3,7 +3,6 @@
 //  codes, stable pagination under concurrent inserts, events.
 #include "test_suite.h"
 
-#include <hiredis.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -32,59 +31,20 @@ static char *s_worker_other; //  community worker of 420102001002
 
 // ---------------------------------------------------------------- ID numbers
 
-//  An 18-character ID number with a correct GB 11643 check digit.
-static void
-s_id_number(const char *region, const char *birth, int seq, char out[19])
-{
-    static const int weights[] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
-    static const char checks[] = "10X98765432";
-    snprintf(out, 19, "%s%s%03d", region, birth, seq % 1000);
-    int sum = 0;
-    for (int i = 0; i < 17; i++)
-        sum += (out[i] - '0') * weights[i];
-    out[17] = checks[sum % 11];
-    out[18] = '\0';
-}
-
 static ts_http_reply_t
 s_req(const char *method, const char *path, const char *token, const char *body)
 {
-    ts_http_reply_t r;
-    ts_http(&s_suite, method, path, token, body, NULL, &r);
-    return r;
+    return ts_req(&s_suite, method, path, token, body);
 }
 
-//  Sign up (token NULL: self, with a password). Returns the reply; id into id.
+//  Sign up (token NULL: self, with a password) with skills elderly_care and
+//  repair. Returns the reply; id into id.
 static ts_http_reply_t
 s_sign_up(const char *token, const char *name, const char *id_number, const char *phone,
           const char *community, char *id, size_t cap)
 {
-    char body[1024];
-    snprintf(body, sizeof body,
-             "{\"name\":\"%s\",\"id_number\":\"%s\",\"phone\":\"%s\",%s\"community\":\"%s\","
-             "\"skills\":[\"elderly_care\",\"repair\"],\"free_slots\":[\"sat_am\"]}",
-             name, id_number, phone, token ? "" : "\"password\":\"volunteer-1\",", community);
-    ts_http_reply_t r = s_req("POST", "/v1/volunteers", token, body);
-    if (id) {
-        const char *v =
-            json_string_value(json_object_get(json_object_get(r.json, "volunteer"), "id"));
-        snprintf(id, cap, "%s", v ? v : "");
-    }
-    return r;
-}
-
-static char *
-s_staff(const char *phone, const char *role, const char *scope)
-{
-    char body[512];
-    snprintf(body, sizeof body,
-             "{\"name\":\"工作人员\",\"phone\":\"%s\",\"password\":\"password-1\","
-             "\"grants\":[{\"role\":\"%s\",\"scope\":\"%s\"}]}",
-             phone, role, scope);
-    ts_http_reply_t r = s_req("POST", "/v1/staff", s_admin, body);
-    long status = r.status;
-    ts_http_reply_free(&r);
-    return status == 201 ? ts_login(&s_suite, phone, "password-1") : NULL;
+    return ts_sign_up(&s_suite, token, name, id_number, phone, community,
+                      "\"elderly_care\",\"repair\"", id, cap);
 }
 
 static int
@@ -93,16 +53,14 @@ s_setup(void **state)
     (void)state;
     //  Many self sign-ups come from one address here.
     const char *const extra[] = {"LINLI_SIGNUP_PER_ADDR=10000", NULL};
-    if (ts_suite_start(&s_suite, "volunteers", 1, extra))
-        return -1;
-    s_admin = ts_login(&s_suite, TS_ADMIN_PHONE, TS_ADMIN_PASSWORD);
+    s_admin = ts_suite_start_admin(&s_suite, "volunteers", 1, extra);
     if (!s_admin)
         return -1;
-    s_jiangan = s_staff("13700000001", "district_admin", "420102");
-    s_wuchang = s_staff("13700000002", "district_admin", "420106");
-    s_street = s_staff("13700000003", "street_admin", "420102001");
-    s_worker = s_staff("13700000004", "community_worker", C1);
-    s_worker_other = s_staff("13700000005", "community_worker", C2);
+    s_jiangan = ts_staff(&s_suite, s_admin, "13700000001", "district_admin", "420102");
+    s_wuchang = ts_staff(&s_suite, s_admin, "13700000002", "district_admin", "420106");
+    s_street = ts_staff(&s_suite, s_admin, "13700000003", "street_admin", "420102001");
+    s_worker = ts_staff(&s_suite, s_admin, "13700000004", "community_worker", C1);
+    s_worker_other = ts_staff(&s_suite, s_admin, "13700000005", "community_worker", C2);
     return s_jiangan && s_wuchang && s_street && s_worker && s_worker_other ? 0 : -1;
 }
 
@@ -127,7 +85,7 @@ test_sign_up_and_id_numbers(void **state)
 {
     (void)state;
     char idn[19], id[32];
-    s_id_number("420102", "19900101", 11, idn);
+    ts_id_number("420102", "19900101", 11, idn);
     ts_http_reply_t r = s_sign_up(NULL, "刘一", idn, "15000000001", C1, id, sizeof id);
     assert_int_equal(r.status, 201);
     json_t *v = json_object_get(r.json, "volunteer");
@@ -153,14 +111,14 @@ test_sign_up_and_id_numbers(void **state)
 
     //  Bad ID numbers: check digit, birth date, length, region.
     char bad[19];
-    s_id_number("420102", "19900101", 12, bad);
+    ts_id_number("420102", "19900101", 12, bad);
     bad[17] = bad[17] == '1' ? '2' : '1';
     r = s_sign_up(NULL, "刘二", bad, "15000000002", C1, NULL, 0);
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_code(&r), "bad_check_digit");
     assert_string_equal(ts_error_field(&r), "id_number");
     ts_http_reply_free(&r);
-    s_id_number("420102", "19901301", 12, bad);
+    ts_id_number("420102", "19901301", 12, bad);
     r = s_sign_up(NULL, "刘二", bad, "15000000002", C1, NULL, 0);
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_code(&r), "bad_birth_date");
@@ -169,18 +127,18 @@ test_sign_up_and_id_numbers(void **state)
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_code(&r), "bad_length");
     ts_http_reply_free(&r);
-    s_id_number("990102", "19900101", 12, bad);
+    ts_id_number("990102", "19900101", 12, bad);
     r = s_sign_up(NULL, "刘二", bad, "15000000002", C1, NULL, 0);
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_code(&r), "bad_region");
     ts_http_reply_free(&r);
     //  Too young (under 14) is refused; an unknown community too.
-    s_id_number("420102", "20200101", 12, bad);
+    ts_id_number("420102", "20200101", 12, bad);
     r = s_sign_up(NULL, "刘二", bad, "15000000002", C1, NULL, 0);
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "too_young");
     ts_http_reply_free(&r);
-    s_id_number("420102", "19900101", 12, bad);
+    ts_id_number("420102", "19900101", 12, bad);
     r = s_sign_up(NULL, "刘二", bad, "15000000002", "420102999999", NULL, 0);
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "unknown_community");
@@ -199,15 +157,15 @@ test_sign_up_and_id_numbers(void **state)
     assert_string_equal(ts_error_code(&r), "already_registered");
     ts_http_reply_free(&r);
     char other[19];
-    s_id_number("420102", "19850505", 21, other);
+    ts_id_number("420102", "19850505", 21, other);
     r = s_sign_up(NULL, "刘三", other, "15000000001", C1, NULL, 0);
     assert_int_equal(r.status, 409);
     assert_string_equal(ts_error_code(&r), "phone_taken");
     ts_http_reply_free(&r);
     //  The lower-case x of a check digit is the same person.
-    s_id_number("420102", "19700101", 30, other);
+    ts_id_number("420102", "19700101", 30, other);
     for (int seq = 31; other[17] != 'X' && seq < 999; seq++)
-        s_id_number("420102", "19700101", seq, other);
+        ts_id_number("420102", "19700101", seq, other);
     r = s_sign_up(s_worker, "赵四", other, "15000000004", C1, NULL, 0);
     assert_int_equal(r.status, 201);
     ts_http_reply_free(&r);
@@ -217,7 +175,7 @@ test_sign_up_and_id_numbers(void **state)
     ts_http_reply_free(&r);
     //  Staff entering someone into another district's community: 403, not a
     //  self sign-up in disguise.
-    s_id_number("420102", "19720202", 77, other);
+    ts_id_number("420102", "19720202", 77, other);
     r = s_sign_up(s_wuchang, "韩五", other, "15000000006", C1, NULL, 0);
     assert_int_equal(r.status, 403);
     assert_string_equal(ts_error_code(&r), "out_of_scope");
@@ -240,13 +198,13 @@ test_scope_matrix(void **state)
 {
     (void)state;
     char idn[19], id[32], path[96];
-    s_id_number("420102", "19800202", 41, idn);
+    ts_id_number("420102", "19800202", 41, idn);
     ts_http_reply_t r = s_sign_up(NULL, "钱五", idn, "15000000041", C1, id, sizeof id);
     assert_int_equal(r.status, 201);
     char *self = strdup(json_string_value(json_object_get(r.json, "token")));
     ts_http_reply_free(&r);
     char idn2[19], id2[32];
-    s_id_number("420106", "19810303", 42, idn2);
+    ts_id_number("420106", "19810303", 42, idn2);
     r = s_sign_up(NULL, "孙六", idn2, "15000000042", "420106001001", id2, sizeof id2);
     assert_int_equal(r.status, 201);
     char *other_volunteer = strdup(json_string_value(json_object_get(r.json, "token")));
@@ -367,7 +325,7 @@ test_encrypted_at_rest(void **state)
 {
     (void)state;
     char idn[19];
-    s_id_number("420102", "19750607", 55, idn);
+    ts_id_number("420102", "19750607", 55, idn);
     ts_http_reply_t r = s_sign_up(s_worker, "周七", idn, "15000000055", C1, NULL, 0);
     assert_int_equal(r.status, 201);
     //  Staff entering someone see it whole.
@@ -414,7 +372,7 @@ test_join_code(void **state)
     ts_http_reply_free(&r);
 
     char idn[19], body[1024];
-    s_id_number("420102", "19660606", 66, idn);
+    ts_id_number("420102", "19660606", 66, idn);
     snprintf(body, sizeof body,
              "{\"name\":\"吴八\",\"id_number\":\"%s\",\"phone\":\"15000000066\","
              "\"password\":\"volunteer-1\",\"join_code\":\"%s\"}",
@@ -427,7 +385,7 @@ test_join_code(void **state)
     //  A tampered code is refused.
     size_t n = strlen(code);
     code[n - 2] = code[n - 2] == 'A' ? 'B' : 'A';
-    s_id_number("420102", "19660606", 67, idn);
+    ts_id_number("420102", "19660606", 67, idn);
     snprintf(body, sizeof body,
              "{\"name\":\"吴九\",\"id_number\":\"%s\",\"phone\":\"15000000067\","
              "\"password\":\"volunteer-1\",\"join_code\":\"%s\"}",
@@ -451,7 +409,7 @@ s_insert(void *arg)
     s_inserter_t *in = (s_inserter_t *)arg;
     for (int i = 0; i < in->count; i++) {
         char idn[19], phone[16];
-        s_id_number("420102", "19920303", in->start + i, idn);
+        ts_id_number("420102", "19920303", in->start + i, idn);
         snprintf(phone, sizeof phone, "1880000%04d", in->start + i);
         ts_http_reply_t r = s_sign_up(s_worker, "郑十", idn, phone, C1, NULL, 0);
         if (r.status == 201)
@@ -531,12 +489,39 @@ test_pagination_stable_under_inserts(void **state)
 
 // ---------------------------------------------------------------- events
 
+//  What test_events_carry_no_personal_data looks for in the event stream.
+typedef struct {
+    const char *idn;  //  the volunteer's ID number: in no event
+    char subject[64]; //  "volunteer/<id>"
+    int registered;   //  its registered events
+    int verified;     //  its verified events
+} s_scan_t;
+
+//  ts_event_fn: no event carries the phone or the ID number; the volunteer's
+//  events are in C1; count its registered and verified ones.
+static void
+s_scan_event(const Linli__Event *ev, const char *d, size_t dlen, void *arg)
+{
+    s_scan_t *scan = arg;
+    for (size_t k = 0; k + 11 <= dlen; k++) {
+        assert_false(memcmp(d + k, "15000000077", 11) == 0);
+        assert_false(k + 18 <= dlen && memcmp(d + k, scan->idn, 18) == 0);
+    }
+    if (ev && ev->subject && !strcmp(ev->subject, scan->subject)) {
+        assert_string_equal(ev->area, C1);
+        if (!strcmp(ev->type, "linli.registry.volunteer.registered"))
+            scan->registered++;
+        if (!strcmp(ev->type, "linli.registry.volunteer.verified"))
+            scan->verified++;
+    }
+}
+
 static void
 test_events_carry_no_personal_data(void **state)
 {
     (void)state;
     char idn[19], id[32];
-    s_id_number("420102", "19770707", 77, idn);
+    ts_id_number("420102", "19770707", 77, idn);
     ts_http_reply_t r = s_sign_up(s_worker, "冯十一", idn, "15000000077", C1, id, sizeof id);
     assert_int_equal(r.status, 201);
     ts_http_reply_free(&r);
@@ -546,47 +531,16 @@ test_events_carry_no_personal_data(void **state)
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
 
-    struct timeval tv = {2, 0};
-    redisContext *rc = redisConnectWithTimeout("127.0.0.1", s_suite.env.redis.port, tv);
-    char subject[64];
-    snprintf(subject, sizeof subject, "volunteer/%s", id);
-    int registered = 0, verified = 0;
-    for (int attempt = 0; attempt < 100 && !(registered && verified); attempt++) {
-        registered = verified = 0;
-        redisReply *rr = redisCommand(rc, "XRANGE %sevents - +", s_suite.env.prefix);
-        assert_non_null(rr);
-        for (size_t i = 0; i < rr->elements; i++) {
-            redisReply *fields = rr->element[i]->element[1];
-            for (size_t f = 0; f + 1 < fields->elements; f += 2) {
-                if (strcmp(fields->element[f]->str, "data"))
-                    continue;
-                const char *d = fields->element[f + 1]->str;
-                size_t dlen = fields->element[f + 1]->len;
-                for (size_t k = 0; k + 11 <= dlen; k++) {
-                    assert_false(memcmp(d + k, "15000000077", 11) == 0);
-                    assert_false(k + 18 <= dlen && memcmp(d + k, idn, 18) == 0);
-                }
-                Linli__Event *ev = linli__event__unpack(NULL, dlen, (const uint8_t *)d);
-                if (ev && ev->subject && !strcmp(ev->subject, subject)) {
-                    assert_string_equal(ev->area, C1);
-                    if (!strcmp(ev->type, "linli.registry.volunteer.registered"))
-                        registered++;
-                    if (!strcmp(ev->type, "linli.registry.volunteer.verified"))
-                        verified++;
-                }
-                if (ev)
-                    linli__event__free_unpacked(ev, NULL);
-            }
-        }
-        freeReplyObject(rr);
-        if (!(registered && verified)) {
-            struct timespec ts = {0, 50000000L};
-            nanosleep(&ts, NULL);
-        }
+    s_scan_t scan = {.idn = idn};
+    snprintf(scan.subject, sizeof scan.subject, "volunteer/%s", id);
+    for (int attempt = 0; attempt < 100 && !(scan.registered && scan.verified); attempt++) {
+        scan.registered = scan.verified = 0;
+        assert_int_equal(ts_stream_events(&s_suite, s_scan_event, &scan), 0);
+        if (!(scan.registered && scan.verified))
+            ts_sleep_ms(50);
     }
-    redisFree(rc);
-    assert_int_equal(registered, 1);
-    assert_int_equal(verified, 1);
+    assert_int_equal(scan.registered, 1);
+    assert_int_equal(scan.verified, 1);
 }
 
 // ---------------------------------------------------------------- leaders
@@ -597,9 +551,9 @@ test_leader_sees_members_masked(void **state)
 {
     (void)state;
     char idl[19], idm[19], idx[19], leader[32], member[32], outsider[32], path[128];
-    s_id_number("420102", "19820808", 81, idl);
-    s_id_number("420102", "19830909", 82, idm);
-    s_id_number("420102", "19841010", 83, idx);
+    ts_id_number("420102", "19820808", 81, idl);
+    ts_id_number("420102", "19830909", 82, idm);
+    ts_id_number("420102", "19841010", 83, idx);
     ts_http_reply_t r = s_sign_up(NULL, "陈队长", idl, "15000000081", C1, leader, sizeof leader);
     assert_int_equal(r.status, 201);
     ts_http_reply_free(&r);

@@ -22,13 +22,6 @@
 
 // ---------------------------------------------------------------- helpers
 
-//  Sleep ms milliseconds.
-static void
-s_sleep(int ms)
-{
-    zclock_sleep(ms);
-}
-
 //  tcp endpoint on 127.0.0.1 port into buf.
 static const char *
 s_endpoint(char *buf, size_t cap, int port)
@@ -125,7 +118,7 @@ s_handle_block(void *self, linli_request_t *request, const ProtobufCMessage *msg
     tw_t *tw = self;
     atomic_fetch_add(&tw->calls, 1);
     for (int i = 0; i < 1000 && atomic_load(&tw->freeze); i++)
-        s_sleep(10);
+        ts_sleep_ms(10);
     return s_reply_caller(tw, request, NULL);
 }
 
@@ -136,7 +129,7 @@ s_handle_slow(void *self, linli_request_t *request, const ProtobufCMessage *msg)
     (void)msg;
     tw_t *tw = self;
     atomic_fetch_add(&tw->calls, 1);
-    s_sleep(100);
+    ts_sleep_ms(100);
     return s_reply_caller(tw, request, NULL);
 }
 
@@ -174,23 +167,11 @@ static const linli_route_t s_routes[] = {
     {NULL, NULL, NULL},
 };
 
-//  $TERM from the test ends the worker's loop.
-static int
-s_worker_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
-{
-    (void)loop;
-    (void)arg;
-    char *cmd = zstr_recv(pipe);
-    free(cmd);
-    return -1;
-}
-
-//  The worker actor: a zloop with the worker and the pipe.
+//  The worker actor: a linli worker until the test says $TERM.
 static void
 s_worker_actor(zsock_t *pipe, void *arg)
 {
     tw_t *tw = arg;
-    zloop_t *loop = zloop_new();
     linli_worker_opts_t opts = {
         .service = tw->service,
         .endpoints = tw->endpoints,
@@ -200,14 +181,9 @@ s_worker_actor(zsock_t *pipe, void *arg)
         .routes = s_routes,
         .handler_self = tw,
     };
-    linli_worker_t *worker = linli_worker_new(loop, &opts);
-    zloop_reader(loop, pipe, s_worker_pipe, NULL);
-    zsock_signal(pipe, 0);
-    if (worker)
-        zloop_start(loop);
-    atomic_store(&tw->handled, linli_worker_handled(worker));
-    linli_worker_destroy(&worker);
-    zloop_destroy(&loop);
+    uint64_t handled = 0;
+    ts_worker_run(pipe, &opts, &handled);
+    atomic_store(&tw->handled, handled);
 }
 
 //  Start a worker named name for service at port with credit.
@@ -231,7 +207,7 @@ s_wait_workers(zactor_t *broker, const char *service, int n)
     int64_t until = ts_mono_ms() + 5000;
     while (s_stat(broker, service, "workers") != n) {
         assert_true(ts_mono_ms() < until);
-        s_sleep(10);
+        ts_sleep_ms(10);
     }
 }
 
@@ -872,7 +848,7 @@ test_worker_crash_lost(void **state)
     s_fake_new(&fake, port, "crash", 5);
     s_wait_workers(broker, "crash", 2);
     s_fake_destroy(&fake);
-    s_sleep(100);
+    ts_sleep_ms(100);
     s_send(client, "crash", "test.Echo", 0, 5000, &r);
     s_pump(client, NULL, &r, 1, 3000);
     assert_int_equal(r.status, 200);
@@ -900,7 +876,7 @@ test_broker_restart(void **state)
     linli__reply__free_unpacked(reply, NULL);
 
     zactor_destroy(&broker);
-    s_sleep(300);
+    ts_sleep_ms(300);
     broker = s_broker(port, 500, 100);
     assert_non_null(broker);
     int status = 0;

@@ -19,13 +19,6 @@
 #define S_STREAM "events"
 #define S_MAX_EVENTS 64
 
-static void
-s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 //  One test's world: a database migrated with the outbox, a Redis handle.
 typedef struct {
     ts_env_t env;         //  shared servers, own database and prefix
@@ -347,8 +340,7 @@ test_takeover_after_crash_publishes_once(void **state)
     for (int i = 0; i < 200 && !linli_relay_active(b); i++) {
         assert_int_equal(linli_relay_tick(b), 0);
         if (!linli_relay_active(b)) {
-            struct timespec ts = {0, 10000000L};
-            nanosleep(&ts, NULL);
+            ts_sleep_ms(10);
         }
     }
     assert_true(linli_relay_active(b));
@@ -514,7 +506,7 @@ test_dead_consumer_entries_claimed_and_applied_once(void **state)
     //  c2 has nothing new to read, but claims all six once they are idle.
     s_sink_t s2 = {.pg = linli_pg_new(w.env.dsn, "svc", 5000)};
     linli_consumer_t *c2 = s_consumer(&w, "ledger", "c2", &s2, 200);
-    s_sleep_ms(250);
+    ts_sleep_ms(250);
     assert_int_equal(s_poll_until(&c2, 1, 6, 5000), 6);
     assert_int_equal(s2.calls, 6);
     //  Each effect exactly once: three were already applied by c1.
@@ -564,11 +556,11 @@ test_consumer_thread(void **state)
     for (int i = 0; i < 5; i++) {
         s_append(&w, 4, true, NULL);
         s_drain(relay);
-        s_sleep_ms(20);
+        ts_sleep_ms(20);
     }
     int64_t until = ts_mono_ms() + 5000;
     while (linli_consumer_handled(c) < 20 && ts_mono_ms() < until)
-        s_sleep_ms(20);
+        ts_sleep_ms(20);
     int64_t t0 = ts_mono_ms();
     linli_consumer_stop(c);
     assert_true(ts_mono_ms() - t0 < 2000);
@@ -577,7 +569,7 @@ test_consumer_thread(void **state)
     assert_int_equal(s_scalar(w.pg, "SELECT count(*) FROM applied"), 20);
     //  Started again and destroyed while running.
     assert_int_equal(linli_consumer_start(c, 200), 0);
-    s_sleep_ms(50);
+    ts_sleep_ms(50);
     linli_consumer_destroy(&c);
     linli_pg_destroy(&sink.pg);
     linli_relay_destroy(&relay);
@@ -632,7 +624,7 @@ test_redis_loss_replayed(void **state)
         if (n > 0)
             published += n;
         else
-            s_sleep_ms(100);
+            ts_sleep_ms(100);
     }
     assert_int_equal(published, 6);
     assert_int_equal(s_stream_count(w.redis, w.key, NULL), 6);
@@ -652,7 +644,7 @@ test_redis_loss_replayed(void **state)
         if (n > 0)
             published += n;
         else
-            s_sleep_ms(100);
+            ts_sleep_ms(100);
     }
     assert_int_equal(published, 2);
     assert_int_equal(s_stream_count(w.redis, w.key, ids[6]), 1);
@@ -701,7 +693,7 @@ test_relays_survive_pg_restart(void **state)
         if ((n = linli_relay_tick(b)) > 0)
             by_b += n;
         else if (!linli_relay_active(b))
-            s_sleep_ms(100);
+            ts_sleep_ms(100);
     }
     assert_true(linli_relay_active(b));
     char ids[4][33];

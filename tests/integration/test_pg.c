@@ -15,13 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static void
-s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 //  The single value of a one-row query as a long; -1 on failure.
 static long
 s_scalar(linli_pg_t *pg, const char *sql)
@@ -394,7 +387,7 @@ test_reconnect_after_restart(void **state)
     for (int i = 0; i < 50 && v < 0; i++) {
         v = s_scalar(pg, "SELECT count(*) FROM t");
         if (v < 0)
-            s_sleep_ms(100);
+            ts_sleep_ms(100);
     }
     assert_int_equal(v, 1);
     assert_true(linli_pg_generation(pg) > generation);
@@ -417,7 +410,7 @@ test_reconnect_after_restart(void **state)
     for (int i = 0; i < 50 && v < 0; i++) {
         v = s_scalar(pg, "SELECT count(*) FROM t");
         if (v < 0)
-            s_sleep_ms(100);
+            ts_sleep_ms(100);
     }
     assert_int_equal(v, 1);
     linli_pg_destroy(&pg);

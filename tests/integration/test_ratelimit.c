@@ -37,13 +37,6 @@ s_teardown(void **state)
     return 0;
 }
 
-static void
-s_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 //  One integer answer from Redis about the bucket's key ("ZCARD", "PTTL").
 static long long
 s_key_int(linli_redis_t *redis, const char *cmd, const char *bucket)
@@ -150,20 +143,20 @@ test_window_slides_and_expires(void **state)
     //  Hits at 0 ms and ~600 ms in a 1 s window of 2.
     assert_int_equal(linli_ratelimit_hit(redis, bucket, 2, 1, &allowed, &retry), 0);
     assert_true(allowed);
-    s_sleep_ms(600);
+    ts_sleep_ms(600);
     assert_int_equal(linli_ratelimit_hit(redis, bucket, 2, 1, &allowed, &retry), 0);
     assert_true(allowed);
     assert_int_equal(linli_ratelimit_hit(redis, bucket, 2, 1, &allowed, &retry), 0);
     assert_false(allowed);
     assert_int_equal(retry, 1);
     //  At ~1.1 s the first hit has left the window, the second has not.
-    s_sleep_ms(500);
+    ts_sleep_ms(500);
     assert_int_equal(linli_ratelimit_hit(redis, bucket, 2, 1, &allowed, &retry), 0);
     assert_true(allowed);
     assert_int_equal(linli_ratelimit_hit(redis, bucket, 2, 1, &allowed, &retry), 0);
     assert_false(allowed);
     //  A full window later everything is gone, the key included.
-    s_sleep_ms(1200);
+    ts_sleep_ms(1200);
     assert_int_equal(s_key_int(redis, "EXISTS", bucket), 0);
     assert_int_equal(linli_ratelimit_peek(redis, bucket, 2, 1, &allowed, &retry), 0);
     assert_true(allowed);
@@ -229,7 +222,7 @@ test_redis_down_fails_closed(void **state)
     assert_int_equal(ts_redis_restart(&own), 0);
     int rc = -1;
     for (int i = 0; i < 20 && rc != 0; i++) {
-        s_sleep_ms(100);
+        ts_sleep_ms(100);
         rc = linli_ratelimit_hit(redis, "login:phone:y", 5, 60, &allowed, &retry);
     }
     assert_int_equal(rc, 0);

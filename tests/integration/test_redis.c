@@ -13,13 +13,6 @@
 #include <time.h>
 
 static void
-s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void
 test_key_prefix(void **state)
 {
     (void)state;
@@ -148,7 +141,7 @@ s_ping_within(linli_redis_t *r, int ms)
             freeReplyObject(reply);
         if (ok)
             return true;
-        s_sleep_ms(50);
+        ts_sleep_ms(50);
     }
     return false;
 }
@@ -207,7 +200,7 @@ test_reconnect_after_restart(void **state)
         if (ok)
             freeReplyObject(replies[0]);
         else
-            s_sleep_ms(50);
+            ts_sleep_ms(50);
     }
     assert_true(ok);
     linli_redis_destroy(&r);

@@ -36,13 +36,6 @@
 #define S_STREET_LAT 30.6050
 #define S_STREET_LNG 114.3050
 
-static void
-s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 //  One test's world: the registry schema with areas, a relay, Redis.
 typedef struct {
     ts_env_t env;         //  shared servers, own database and prefix
@@ -471,12 +464,12 @@ test_verified_volunteer_indexed(void **state)
     while (!(status = s_hget(&w, d, "status")) || strcmp(status, "verified")) {
         free(status);
         assert_true(ts_mono_ms() < until);
-        s_sleep_ms(20);
+        ts_sleep_ms(20);
     }
     free(status);
     until = ts_mono_ms() + 5000;
     while (s_pending(&w) > 0 && ts_mono_ms() < until)
-        s_sleep_ms(20);
+        ts_sleep_ms(20);
     assert_int_equal(s_pending(&w), 0);
 
     s_assert_status(&w, a, "verified");

@@ -68,8 +68,7 @@ test_private_servers_survive_restart(void **state)
         redisFree(rc);
         if (!busy)
             break;
-        struct timespec ts = {0, 100000000L};
-        nanosleep(&ts, NULL);
+        ts_sleep_ms(100);
     }
     assert_int_equal(ts_redis_kill(&redis), 0);
     assert_int_equal(ts_redis_restart(&redis), 0);

@@ -60,8 +60,8 @@ ts_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-s_sleep_ms(int ms)
+void
+ts_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -161,7 +161,7 @@ ts_kill(pid_t pid, int sig)
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid || (r < 0 && errno == ECHILD))
             return 0;
-        s_sleep_ms(10);
+        ts_sleep_ms(10);
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
@@ -241,7 +241,7 @@ s_redis_wait(const ts_redis_t *self, int timeout_ms)
         } else if (c) {
             redisFree(c);
         }
-        s_sleep_ms(20);
+        ts_sleep_ms(20);
     }
     fprintf(stderr, "test_servers: redis on port %d did not answer\n", self->port);
     return -1;
@@ -314,7 +314,7 @@ s_kill_wait(pid_t pid)
         return;
     kill(pid, SIGKILL);
     for (int i = 0; i < 500 && s_alive(pid); i++)
-        s_sleep_ms(10);
+        ts_sleep_ms(10);
 }
 
 int
@@ -535,4 +535,32 @@ ts_sweep(void)
     }
     closedir(d);
     s_remove_dir(ts_root());
+}
+
+// ---------------------------------------------------------------- workers
+
+//  Any command on the actor's pipe ($TERM) ends the loop.
+static int
+s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    char *cmd = zstr_recv(pipe);
+    free(cmd);
+    return -1;
+}
+
+void
+ts_worker_run(zsock_t *pipe, const linli_worker_opts_t *opts, uint64_t *handled)
+{
+    zloop_t *loop = zloop_new();
+    linli_worker_t *worker = linli_worker_new(loop, opts);
+    zloop_reader(loop, pipe, s_on_pipe, NULL);
+    zsock_signal(pipe, 0);
+    if (worker)
+        zloop_start(loop);
+    if (handled)
+        *handled = linli_worker_handled(worker);
+    linli_worker_destroy(&worker);
+    zloop_destroy(&loop);
 }

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "linli_worker.h"
+
 typedef struct {
     int port;      //  loopback port
     char dir[256]; //  folder holding its AOF, log and pid file
@@ -40,6 +42,8 @@ int ts_free_port(void);
 //  Milliseconds since the Unix epoch / since an arbitrary start.
 int64_t ts_now_ms(void);
 int64_t ts_mono_ms(void);
+//  Sleep ms milliseconds.
+void ts_sleep_ms(int ms);
 
 //  Start a private redis-server (appendonly, everysec) on a free port. 0 or -1.
 int ts_redis_start(ts_redis_t *self);
@@ -82,6 +86,10 @@ const char *ts_bin(const char *name, char *buf, size_t cap);
 
 //  Folder of the PostgreSQL server binaries (initdb, pg_ctl, pg_dump).
 const char *ts_pg_bindir(void);
+
+//  Body of a zactor: run a linli worker with opts until the pipe says $TERM;
+//  the requests it handled into handled (may be NULL).
+void ts_worker_run(zsock_t *pipe, const linli_worker_opts_t *opts, uint64_t *handled);
 
 //  Sweep every server left under ts_root() (the fixture's cleanup).
 void ts_sweep(void);

@@ -2,6 +2,7 @@
 #include "test_suite.h"
 
 #include <curl/curl.h>
+#include <hiredis.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <strings.h>
@@ -13,13 +14,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static void
-s_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static void s_var(ts_suite_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -143,6 +137,14 @@ ts_suite_start(ts_suite_t *s, const char *name, int n_registry, const char *cons
     return s_start(s, name, n_registry, extra);
 }
 
+char *
+ts_suite_start_admin(ts_suite_t *s, const char *name, int n_registry, const char *const *extra)
+{
+    if (ts_suite_start(s, name, n_registry, extra))
+        return NULL;
+    return ts_login(s, TS_ADMIN_PHONE, TS_ADMIN_PASSWORD);
+}
+
 int
 ts_suite_start_private(ts_suite_t *s, const char *name, int n_registry, const char *const *extra)
 {
@@ -171,7 +173,7 @@ ts_suite_wait_workers(ts_suite_t *s, const char *service, int n, int timeout_ms)
         } else {
             ts_http_reply_free(&r);
         }
-        s_sleep_ms(50);
+        ts_sleep_ms(50);
     }
     return -1;
 }
@@ -284,6 +286,14 @@ ts_http_reply_free(ts_http_reply_t *r)
     memset(r, 0, sizeof *r);
 }
 
+ts_http_reply_t
+ts_req(ts_suite_t *s, const char *method, const char *path, const char *token, const char *body)
+{
+    ts_http_reply_t r;
+    ts_http(s, method, path, token, body, NULL, &r);
+    return r;
+}
+
 const char *
 ts_error_code(const ts_http_reply_t *r)
 {
@@ -313,4 +323,147 @@ ts_login(ts_suite_t *s, const char *phone, const char *password)
     }
     ts_http_reply_free(&r);
     return token;
+}
+
+// ---------------------------------------------------------------- registry data
+
+void
+ts_id_number(const char *region, const char *birth, int seq, char out[19])
+{
+    static const int weights[] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+    static const char checks[] = "10X98765432";
+    snprintf(out, 19, "%s%s%03d", region, birth, seq % 1000);
+    int sum = 0;
+    for (int i = 0; i < 17; i++)
+        sum += (out[i] - '0') * weights[i];
+    out[17] = checks[sum % 11];
+    out[18] = '\0';
+}
+
+ts_http_reply_t
+ts_sign_up(ts_suite_t *s, const char *token, const char *name, const char *id_number,
+           const char *phone, const char *community, const char *skills, char *id, size_t cap)
+{
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"name\":\"%s\",\"id_number\":\"%s\",\"phone\":\"%s\",%s\"community\":\"%s\","
+             "\"skills\":[%s],\"free_slots\":[\"sat_am\"]}",
+             name, id_number, phone, token ? "" : "\"password\":\"volunteer-1\",", community,
+             skills);
+    ts_http_reply_t r = ts_req(s, "POST", "/v1/volunteers", token, body);
+    if (id) {
+        const char *v =
+            json_string_value(json_object_get(json_object_get(r.json, "volunteer"), "id"));
+        snprintf(id, cap, "%s", v ? v : "");
+    }
+    return r;
+}
+
+long
+ts_create_staff(ts_suite_t *s, const char *token, const char *phone, const char *role,
+                const char *scope, char *id, size_t cap)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"name\":\"工作人员\",\"phone\":\"%s\",\"password\":\"password-1\","
+             "\"grants\":[{\"role\":\"%s\",\"scope\":\"%s\"}]}",
+             phone, role, scope);
+    ts_http_reply_t r = ts_req(s, "POST", "/v1/staff", token, body);
+    long status = r.status;
+    if (id) {
+        const char *v = json_string_value(json_object_get(r.json, "id"));
+        snprintf(id, cap, "%s", v ? v : "");
+    }
+    ts_http_reply_free(&r);
+    return status;
+}
+
+char *
+ts_staff(ts_suite_t *s, const char *token, const char *phone, const char *role, const char *scope)
+{
+    long status = ts_create_staff(s, token, phone, role, scope, NULL, 0);
+    return status == 201 ? ts_login(s, phone, "password-1") : NULL;
+}
+
+// ---------------------------------------------------------------- events
+
+int
+ts_stream_events(ts_suite_t *s, ts_event_fn *fn, void *arg)
+{
+    struct timeval tv = {2, 0};
+    redisContext *rc = redisConnectWithTimeout("127.0.0.1", s->env.redis.port, tv);
+    if (!rc || rc->err) {
+        fprintf(stderr, "test_suite: cannot reach Redis: %s\n", rc ? rc->errstr : "no memory");
+        redisFree(rc);
+        return -1;
+    }
+    redisReply *rr = redisCommand(rc, "XRANGE %sevents - +", s->env.prefix);
+    int rv = rr && rr->type == REDIS_REPLY_ARRAY ? 0 : -1;
+    for (size_t i = 0; rv == 0 && i < rr->elements; i++) {
+        redisReply *fields = rr->element[i]->element[1];
+        for (size_t f = 0; f + 1 < fields->elements; f += 2) {
+            if (strcmp(fields->element[f]->str, "data"))
+                continue;
+            const char *d = fields->element[f + 1]->str;
+            size_t dlen = fields->element[f + 1]->len;
+            Linli__Event *ev = linli__event__unpack(NULL, dlen, (const uint8_t *)d);
+            fn(ev, d, dlen, arg);
+            if (ev)
+                linli__event__free_unpacked(ev, NULL);
+        }
+    }
+    if (rv)
+        fprintf(stderr, "test_suite: XRANGE %sevents failed\n", s->env.prefix);
+    freeReplyObject(rr);
+    redisFree(rc);
+    return rv;
+}
+
+typedef struct {
+    const char *subject, *type, *area; //  what to count, and the area it must carry
+    const char *const *needles;        //  what it must not carry
+    int found;                         //  events of type about subject
+    int bad;                           //  of those, the ones with a wrong area or a needle
+} s_count_t;
+
+//  ts_event_fn of ts_stream_count_events.
+static void
+s_count_event(const Linli__Event *ev, const char *data, size_t len, void *arg)
+{
+    s_count_t *c = arg;
+    if (!ev || strcmp(ev->type, c->type) || !ev->subject || strcmp(ev->subject, c->subject))
+        return;
+    c->found++;
+    if (!ev->area || strcmp(ev->area, c->area)) {
+        fprintf(stderr, "test_suite: %s of %s in area %s, not %s\n", c->type, c->subject,
+                ev->area ? ev->area : "(none)", c->area);
+        c->bad++;
+    }
+    for (size_t n = 0; c->needles && c->needles[n]; n++) {
+        size_t nlen = strlen(c->needles[n]);
+        for (size_t k = 0; k + nlen <= len; k++)
+            if (memcmp(data + k, c->needles[n], nlen) == 0) {
+                fprintf(stderr, "test_suite: %s of %s carries \"%s\"\n", c->type, c->subject,
+                        c->needles[n]);
+                c->bad++;
+                break;
+            }
+    }
+}
+
+int
+ts_stream_count_events(ts_suite_t *s, const char *subject, const char *type, const char *area,
+                       const char *const *needles)
+{
+    s_count_t c = {subject, type, area, needles, 0, 0};
+    for (int attempt = 0; attempt < 100 && !c.found; attempt++) {
+        c.found = c.bad = 0;
+        if (ts_stream_events(s, s_count_event, &c))
+            return -1;
+        if (c.bad)
+            return -1;
+        if (!c.found)
+            ts_sleep_ms(50);
+    }
+    return c.found;
 }

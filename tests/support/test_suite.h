@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "linli/events.pb-c.h"
 #include "test_servers.h"
 
 #define TS_MAX_PROCS 8
@@ -31,6 +32,10 @@ typedef struct {
 //  start the gateway and n_registry workers, wait until all are connected.
 //  extra: more NAME=VALUE entries (may be NULL). 0 or -1.
 int ts_suite_start(ts_suite_t *s, const char *name, int n_registry, const char *const *extra);
+
+//  ts_suite_start, then log the bootstrap admin in: its malloc'd token, or NULL.
+char *ts_suite_start_admin(ts_suite_t *s, const char *name, int n_registry,
+                           const char *const *extra);
 
 //  The same against private Redis and PostgreSQL (for tests that kill them).
 int ts_suite_start_private(ts_suite_t *s, const char *name, int n_registry,
@@ -61,6 +66,11 @@ int ts_http(ts_suite_t *s, const char *method, const char *path, const char *tok
             const char *body, const char *const *headers, ts_http_reply_t *out);
 void ts_http_reply_free(ts_http_reply_t *r);
 
+//  ts_http without extra headers, the reply returned (status 0 on a
+//  transport error); the caller frees it.
+ts_http_reply_t ts_req(ts_suite_t *s, const char *method, const char *path, const char *token,
+                       const char *body);
+
 //  error.code of a reply, or "".
 const char *ts_error_code(const ts_http_reply_t *r);
 //  error.field of a reply, or "".
@@ -68,5 +78,42 @@ const char *ts_error_field(const ts_http_reply_t *r);
 
 //  Log in; returns a malloc'd token or NULL.
 char *ts_login(ts_suite_t *s, const char *phone, const char *password);
+
+// ---------------------------------------------------------------- registry data
+
+//  An 18-character ID number region (6 digits), birth (YYYYMMDD), seq % 1000,
+//  with a correct GB 11643 check digit.
+void ts_id_number(const char *region, const char *birth, int seq, char out[19]);
+
+//  POST /v1/volunteers as token (NULL: self sign-up with password
+//  "volunteer-1"); skills are JSON array members ("\"repair\""), free slot
+//  sat_am. The reply (caller frees it); the volunteer's id into id (may be NULL).
+ts_http_reply_t ts_sign_up(ts_suite_t *s, const char *token, const char *name,
+                           const char *id_number, const char *phone, const char *community,
+                           const char *skills, char *id, size_t cap);
+
+//  POST /v1/staff as token: password "password-1", one grant of role over
+//  scope. The HTTP status; the account's id into id (may be NULL).
+long ts_create_staff(ts_suite_t *s, const char *token, const char *phone, const char *role,
+                     const char *scope, char *id, size_t cap);
+//  ts_create_staff, then log the account in: a malloc'd token, or NULL.
+char *ts_staff(ts_suite_t *s, const char *token, const char *phone, const char *role,
+               const char *scope);
+
+// ---------------------------------------------------------------- events
+
+//  One entry of the event stream: its data bytes, unpacked into ev (NULL
+//  when they do not unpack).
+typedef void(ts_event_fn)(const Linli__Event *ev, const char *data, size_t len, void *arg);
+
+//  Read the suite's event stream once (XRANGE) and call fn on every entry. 0 or -1.
+int ts_stream_events(ts_suite_t *s, ts_event_fn *fn, void *arg);
+
+//  How many events of type about subject the stream holds, waiting (5 s at
+//  most) for the relay to publish one; -1 (said on stderr) when the stream
+//  cannot be read or one of them is not in area or carries one of needles
+//  (NULL-ended, may be NULL) in its bytes.
+int ts_stream_count_events(ts_suite_t *s, const char *subject, const char *type, const char *area,
+                           const char *const *needles);
 
 #endif

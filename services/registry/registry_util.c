@@ -1,0 +1,139 @@
+//  registry_util: the small helpers every registry module shares.
+#include "registry_util.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "linli_auth.h"
+#include "linli_outbox.h"
+
+// ---------------------------------------------------------------- values
+
+int64_t
+registry_parse_id(const char *s)
+{
+    if (!s || !*s || strlen(s) > 18 || strspn(s, "0123456789") != strlen(s))
+        return 0;
+    return strtoll(s, NULL, 10);
+}
+
+void
+registry_copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+int64_t
+registry_col_int64(const PGresult *res, int row, int col)
+{
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+int
+registry_this_year(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    return tm.tm_year + 1900;
+}
+
+// ---------------------------------------------------------------- callers and areas
+
+const char *
+registry_staff_scope(const Linli__Caller *caller, int min_rank)
+{
+    const char *area = NULL;
+    for (size_t i = 0; i < caller->n_grants; i++)
+        if (linli_auth_rank(caller->grants[i]->role) >= min_rank &&
+            (!area || strlen(caller->grants[i]->scope) < strlen(area)))
+            area = caller->grants[i]->scope;
+    return area;
+}
+
+int
+registry_community_exists(registry_store_t *store, const char *code, bool *exists)
+{
+    registry_area_t area;
+    bool found;
+    if (registry_store_area_get(store, code, &area, &found))
+        return -1;
+    *exists = found && !strcmp(area.level, "community");
+    return 0;
+}
+
+size_t
+registry_grant_msgs(const registry_account_t *a, Linli__Grant *msgs, Linli__Grant **ptrs)
+{
+    for (size_t i = 0; i < a->n_grants; i++) {
+        linli__grant__init(&msgs[i]);
+        msgs[i].role = (char *)a->grants[i].role;
+        msgs[i].scope = (char *)a->grants[i].scope;
+        ptrs[i] = &msgs[i];
+    }
+    return a->n_grants;
+}
+
+// ---------------------------------------------------------------- events
+
+int
+registry_emit(linli_pg_t *pg, const char *type, const char *kind, int64_t id, const char *area,
+              const ProtobufCMessage *data)
+{
+    char subject[48];
+    snprintf(subject, sizeof subject, "%s/%" PRId64, kind, id);
+    linli_event_t ev;
+    if (linli_event_init(&ev, "/linli/registry", type, subject, area, data))
+        return -1;
+    int rc = linli_outbox_append(pg, &ev.event);
+    linli_event_clear(&ev);
+    return rc;
+}
+
+// ---------------------------------------------------------------- keyset lists
+
+int
+registry_page_alloc(registry_page_t *page, size_t limit, size_t row_size, size_t view_size)
+{
+    memset(page, 0, sizeof *page);
+    page->rows = calloc(limit, row_size);
+    page->views = calloc(limit, view_size);
+    page->items = calloc(limit, sizeof *page->items);
+    if (page->rows && page->views && page->items)
+        return 0;
+    registry_page_free(page);
+    return -1;
+}
+
+int
+registry_page_reply(registry_page_t *page, linli_request_t *request, ProtobufCMessage *reply,
+                    const char *cursor)
+{
+    //  Every List…Reply has repeated items = 1 and next_cursor = 2: set them
+    //  through the descriptor, so one function serves every list.
+    const ProtobufCFieldDescriptor *items =
+        protobuf_c_message_descriptor_get_field(reply->descriptor, 1);
+    const ProtobufCFieldDescriptor *next =
+        protobuf_c_message_descriptor_get_field(reply->descriptor, 2);
+    assert(items && items->label == PROTOBUF_C_LABEL_REPEATED && next &&
+           next->type == PROTOBUF_C_TYPE_STRING);
+    *(size_t *)((char *)reply + items->quantifier_offset) = page->n;
+    *(ProtobufCMessage ***)((char *)reply + items->offset) = page->items;
+    if (page->more && page->n > 0)
+        *(const char **)((char *)reply + next->offset) = cursor;
+    return linli_reply(request, 200, reply);
+}
+
+void
+registry_page_free(registry_page_t *page)
+{
+    free(page->items);
+    free(page->views);
+    free(page->rows);
+    page->items = NULL;
+    page->views = page->rows = NULL;
+}

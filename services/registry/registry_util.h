@@ -1,0 +1,74 @@
+//  registry_util: the small helpers every registry module shares — ids,
+//  store rows, the caller's staff scope, outbox events and keyset-list
+//  pages — so each is written, and fixed, once.
+#ifndef REGISTRY_UTIL_H
+#define REGISTRY_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "linli_pg.h"
+#include "linli_worker.h"
+#include "registry_store.h"
+
+// ---------------------------------------------------------------- values
+
+//  Parse a decimal id (at most 18 digits); 0 when it is not one.
+int64_t registry_parse_id(const char *s);
+
+//  Copy src (NULL = "") into dst[cap], truncating.
+void registry_copy(char *dst, size_t cap, const char *src);
+
+//  A bigint column of a result row (as text) as int64.
+int64_t registry_col_int64(const PGresult *res, int row, int col);
+
+//  This year in local time (the age checks of imports and the demo).
+int registry_this_year(void);
+
+// ---------------------------------------------------------------- callers and areas
+
+//  The widest scope (shortest area code) of the caller's grants of at least
+//  min_rank — a list's default area; NULL when it holds none. Borrowed from caller.
+const char *registry_staff_scope(const Linli__Caller *caller, int min_rank);
+
+//  Is code a community of the tree? 0 with *exists, or -1 when the store failed.
+int registry_community_exists(registry_store_t *store, const char *code, bool *exists);
+
+//  Fill msgs and ptrs (REGISTRY_MAX_GRANTS each) with account a's grants;
+//  strings borrowed from a. Returns the count.
+size_t registry_grant_msgs(const registry_account_t *a, Linli__Grant *msgs, Linli__Grant **ptrs);
+
+// ---------------------------------------------------------------- events
+
+//  Record an event about kind/id ("organization/42") in the outbox, inside
+//  pg's open transaction; data is packed, nothing is kept. 0 or -1.
+int registry_emit(linli_pg_t *pg, const char *type, const char *kind, int64_t id, const char *area,
+                  const ProtobufCMessage *data);
+
+// ---------------------------------------------------------------- keyset lists
+
+//  One page of a keyset list: the store's rows, their message views and the
+//  item pointers a List…Reply borrows (items = 1, next_cursor = 2 in every
+//  one). All three are owned by the page.
+typedef struct {
+    void *rows;               //  limit rows for the store, zeroed
+    void *views;              //  limit views, zeroed
+    ProtobufCMessage **items; //  limit pointers into views, set by the handler
+    size_t n;                 //  rows the store filled
+    bool more;                //  rows follow this page
+} registry_page_t;
+
+//  Allocate a page of limit rows of row_size and views of view_size. 0, or
+//  -1 when out of memory (nothing held).
+int registry_page_alloc(registry_page_t *page, size_t limit, size_t row_size, size_t view_size);
+
+//  Answer 200 with reply (a List…Reply) holding the page's n items and,
+//  when more follow, next_cursor = cursor (borrowed; the last row's key).
+int registry_page_reply(registry_page_t *page, linli_request_t *request, ProtobufCMessage *reply,
+                        const char *cursor);
+
+//  Free what registry_page_alloc allocated; the page is unusable afterwards.
+void registry_page_free(registry_page_t *page);
+
+#endif
