@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linli_arena.h"
 #include "linli_log.h"
 
 #define S_TAG "LNLC1"
@@ -21,14 +22,6 @@
 #define S_NIL UINT32_MAX
 #define S_ARENA_SIZE (64 * 1024) //  replies larger than this use malloc
 #define S_HWM 100000             //  DEALER queue limits
-
-//  A bump allocator for protobuf-c, reset after every reply.
-typedef struct {
-    ProtobufCAllocator base; //  what protobuf-c is given; allocator_data = self
-    uint8_t *buf;            //  owned
-    size_t size;             //  bytes in buf
-    size_t used;             //  bytes handed out since the last reset
-} s_arena_t;
 
 //  One request waiting for its answer.
 typedef struct {
@@ -53,35 +46,9 @@ struct linli_client_t {
     uint32_t *heap;       //  entry indices by due
     size_t heap_len;      //  entries in the heap (== count)
     size_t heap_cap;      //  its size
-    s_arena_t arena;      //  reply unpacking memory
+    linli_arena_t arena;  //  reply unpacking memory
     bool in_process;      //  inside linli_client_process (callbacks may not nest it)
 };
-
-// ---------------------------------------------------------------- arena
-
-//  protobuf-c alloc: from the arena, 16-byte aligned, else malloc.
-static void *
-s_arena_alloc(void *data, size_t size)
-{
-    s_arena_t *arena = data;
-    size_t need = (size + 15) & ~(size_t)15;
-    if (need >= size && arena->size - arena->used >= need) {
-        void *p = arena->buf + arena->used;
-        arena->used += need;
-        return p;
-    }
-    return malloc(size);
-}
-
-//  protobuf-c free: nothing for arena memory (reset wholesale), free otherwise.
-static void
-s_arena_free(void *data, void *p)
-{
-    s_arena_t *arena = data;
-    if ((uint8_t *)p >= arena->buf && (uint8_t *)p < arena->buf + arena->size)
-        return;
-    free(p);
-}
 
 // ---------------------------------------------------------------- hash
 
@@ -270,11 +237,7 @@ linli_client_new(const char *endpoint)
     self->free_head = S_NIL;
     self->table_mask = 255;
     self->table = malloc(256 * sizeof *self->table);
-    self->arena.buf = malloc(S_ARENA_SIZE);
-    self->arena.size = S_ARENA_SIZE;
-    self->arena.base.alloc = s_arena_alloc;
-    self->arena.base.free = s_arena_free;
-    self->arena.base.allocator_data = &self->arena;
+    linli_arena_init(&self->arena, S_ARENA_SIZE);
     self->sock = zsock_new(ZMQ_DEALER);
     if (!self->table || !self->arena.buf || !self->sock) {
         linli_client_destroy(&self);
@@ -303,7 +266,7 @@ linli_client_destroy(linli_client_t **self_p)
     free(self->entries);
     free(self->table);
     free(self->heap);
-    free(self->arena.buf);
+    linli_arena_clear(&self->arena);
     free(self);
     *self_p = NULL;
 }
@@ -406,7 +369,7 @@ s_on_message(linli_client_t *self, zmq_msg_t *part, size_t nparts)
     void *arg = self->entries[idx].arg;
     //  Forgotten before the callback, which may send or cancel.
     s_pending_remove(self, idx);
-    self->arena.used = 0;
+    linli_arena_reset(&self->arena);
     Linli__Reply *reply =
         linli__reply__unpack(&self->arena.base, zmq_msg_size(&part[4]), zmq_msg_data(&part[4]));
     if (reply) {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "linli_codec.h"
+#include "linli_arena.h"
 #include "linli_log.h"
 
 #define S_TAG "LNLW1"
@@ -22,13 +23,6 @@
 #define S_HEALTH "sys.Health"    //  answered by every worker itself
 
 //  A bump allocator for protobuf-c, reset after every request. Blocks that
-//  do not fit come from malloc and go back with free.
-typedef struct {
-    ProtobufCAllocator base; //  what protobuf-c is given; allocator_data = self
-    uint8_t *buf;            //  owned
-    size_t size;             //  bytes in buf
-    size_t used;             //  bytes handed out since the last reset
-} s_arena_t;
 
 //  One broker connection.
 typedef struct {
@@ -41,21 +35,21 @@ typedef struct {
 } s_link_t;
 
 struct linli_worker_t {
-    zloop_t *loop;      //  borrowed
-    char *service;      //  owned
-    size_t service_len; //  strlen(service)
-    char credit[16];    //  the credit as READY carries it
-    int heartbeat_ms;   //  heartbeat interval
-    int liveness;       //  heartbeats missed before reconnecting
-    zhashx_t *routes;   //  method -> route (borrowed from opts.routes)
-    void *handler_self; //  borrowed
-    s_link_t *links;    //  owned array
-    size_t nlinks;      //  its length
-    int timer_id;       //  the heartbeat timer
-    uint64_t handled;   //  requests answered
-    s_arena_t arena;    //  unpacking memory
-    uint8_t *scratch;   //  owned; packed reply bodies
-    size_t scratch_cap; //  its size
+    zloop_t *loop;       //  borrowed
+    char *service;       //  owned
+    size_t service_len;  //  strlen(service)
+    char credit[16];     //  the credit as READY carries it
+    int heartbeat_ms;    //  heartbeat interval
+    int liveness;        //  heartbeats missed before reconnecting
+    zhashx_t *routes;    //  method -> route (borrowed from opts.routes)
+    void *handler_self;  //  borrowed
+    s_link_t *links;     //  owned array
+    size_t nlinks;       //  its length
+    int timer_id;        //  the heartbeat timer
+    uint64_t handled;    //  requests answered
+    linli_arena_t arena; //  unpacking memory
+    uint8_t *scratch;    //  owned; packed reply bodies
+    size_t scratch_cap;  //  its size
 };
 
 struct linli_request_t {
@@ -68,32 +62,6 @@ struct linli_request_t {
 };
 
 static const Linli__Caller s_no_caller = LINLI__CALLER__INIT;
-
-// ---------------------------------------------------------------- arena
-
-//  protobuf-c alloc: from the arena, 16-byte aligned, else malloc.
-static void *
-s_arena_alloc(void *data, size_t size)
-{
-    s_arena_t *arena = data;
-    size_t need = (size + 15) & ~(size_t)15;
-    if (need >= size && arena->size - arena->used >= need) {
-        void *p = arena->buf + arena->used;
-        arena->used += need;
-        return p;
-    }
-    return malloc(size);
-}
-
-//  protobuf-c free: nothing for arena memory (reset wholesale), free otherwise.
-static void
-s_arena_free(void *data, void *p)
-{
-    s_arena_t *arena = data;
-    if ((uint8_t *)p >= arena->buf && (uint8_t *)p < arena->buf + arena->size)
-        return;
-    free(p);
-}
 
 // ---------------------------------------------------------------- sending
 
@@ -184,7 +152,7 @@ s_handle(linli_worker_t *self, s_link_t *link, zmq_msg_t *rid, zmq_msg_t *body)
     linli_request_t request = {.worker = self, .link = link, .rid = rid};
     ProtobufCAllocator *alloc = &self->arena.base;
     ProtobufCMessage *msg = NULL;
-    self->arena.used = 0;
+    linli_arena_reset(&self->arena);
     Linli__Request *env = linli__request__unpack(alloc, zmq_msg_size(body), zmq_msg_data(body));
     request.envelope = env;
     if (!env) {
@@ -387,11 +355,7 @@ linli_worker_new(zloop_t *loop, const linli_worker_opts_t *opts)
     self->handler_self = opts->handler_self;
     self->timer_id = -1;
     self->routes = zhashx_new();
-    self->arena.buf = malloc(S_ARENA_SIZE);
-    self->arena.size = S_ARENA_SIZE;
-    self->arena.base.alloc = s_arena_alloc;
-    self->arena.base.free = s_arena_free;
-    self->arena.base.allocator_data = &self->arena;
+    linli_arena_init(&self->arena, S_ARENA_SIZE);
     if (!self->service || !self->routes || !self->arena.buf) {
         linli_worker_destroy(&self);
         return NULL;
@@ -471,7 +435,7 @@ linli_worker_destroy(linli_worker_t **self_p)
         zloop_timer_end(self->loop, self->timer_id);
     free(self->links);
     zhashx_destroy(&self->routes);
-    free(self->arena.buf);
+    linli_arena_clear(&self->arena);
     free(self->scratch);
     free(self->service);
     free(self);
