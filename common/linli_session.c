@@ -4,6 +4,7 @@
 #include "linli_log.h"
 #include "linli_pg.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,7 @@ linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_
     if (linli_token_new(token, cap))
         return -1;
     linli_token_hash(token, hash);
-    linli_redis_key(redis, key, sizeof key, "session:%s", hash);
+    linli_session_key(linli_redis_prefix(redis), hash, key, sizeof key);
     size_t len = linli__caller__get_packed_size(caller);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
@@ -32,34 +33,17 @@ linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_
     return rc;
 }
 
-int
-linli_session_resolve(linli_redis_t *redis, const char *token, Linli__Caller **caller,
-                      char hash[65])
+void
+linli_session_key(const char *prefix, const char *hash, char *out, size_t cap)
 {
-    *caller = NULL;
-    char key[256];
-    linli_token_hash(token, hash);
-    linli_redis_key(redis, key, sizeof key, "session:%s", hash);
-    redisReply *r = linli_redis_cmd(redis, "GET %s", key);
-    if (!r)
-        return -1;
-    int rc = 0;
-    if (r->type == REDIS_REPLY_STRING) {
-        *caller = linli__caller__unpack(NULL, r->len, (const uint8_t *)r->str);
-        if (!*caller)
-            linli_warn("session %.8s… holds an unreadable caller; treated as none", hash);
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        rc = -1;
-    }
-    freeReplyObject(r);
-    return rc;
+    snprintf(out, cap, "%ssession:%s", prefix ? prefix : "", hash);
 }
 
 int
 linli_session_delete(linli_redis_t *redis, const char *hash)
 {
     char key[256];
-    linli_redis_key(redis, key, sizeof key, "session:%s", hash);
+    linli_session_key(linli_redis_prefix(redis), hash, key, sizeof key);
     redisReply *r = linli_redis_cmd(redis, "DEL %s", key);
     if (!r)
         return -1;

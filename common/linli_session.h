@@ -1,7 +1,8 @@
 //  linli_session: bearer-token sessions in Redis. The key
 //  <prefix>session:<hash of token> holds the packed Linli__Caller with a TTL;
 //  the token itself is never stored. Created by the registry at login,
-//  resolved by the gateway on every authenticated request.
+//  resolved by the gateway on every authenticated request (asynchronously:
+//  services/gateway/gateway_sessions.c).
 #ifndef LINLI_SESSION_H
 #define LINLI_SESSION_H
 
@@ -16,12 +17,9 @@
 int linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_s, char *token,
                          size_t cap, int64_t *expires_at_ms);
 
-//  Look token up. 0 with *caller set (caller frees with
-//  linli__caller__free_unpacked) and its session hash written to hash (65
-//  bytes), or 0 with *caller NULL when unknown or expired; -1 when Redis
-//  cannot be reached.
-int linli_session_resolve(linli_redis_t *redis, const char *token, Linli__Caller **caller,
-                          char hash[65]);
+//  The Redis key of the session whose token hash is given (the gateway looks
+//  it up asynchronously, gateway_sessions.c).
+void linli_session_key(const char *prefix, const char *hash, char *out, size_t cap);
 
 //  End the session whose token hash is given. 0 or -1.
 int linli_session_delete(linli_redis_t *redis, const char *hash);

@@ -11,6 +11,7 @@
 #include "linli_crypto.h"
 #include "linli_log.h"
 #include "linli_pg.h"
+#include "linli_session.h"
 
 //  One look-up in flight. Redis answers in order, so they form a FIFO.
 typedef struct s_lookup_t {
@@ -170,7 +171,7 @@ gateway_sessions_lookup(gateway_sessions_t *self, const char *token, gateway_ses
     memcpy(l->hash, hash, sizeof hash);
     l->deadline_ms = linli_now_ms() + self->timeout_ms;
     char key[256];
-    snprintf(key, sizeof key, "%ssession:%s", self->prefix, hash);
+    linli_session_key(self->prefix, hash, key, sizeof key);
     //  Queue it first: a failing connection answers from inside the call.
     if (self->tail)
         self->tail->next = l;
