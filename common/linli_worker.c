@@ -50,6 +50,7 @@ struct linli_worker_t {
     linli_arena_t arena; //  unpacking memory
     uint8_t *scratch;    //  owned; packed reply bodies
     size_t scratch_cap;  //  its size
+    zhashx_t *batches;   //  method -> s_batch_t (owned values)
 };
 
 struct linli_request_t {
@@ -62,6 +63,21 @@ struct linli_request_t {
 };
 
 static const Linli__Caller s_no_caller = LINLI__CALLER__INIT;
+
+//  A request held for its batch: everything it needs outlives the drain.
+typedef struct {
+    linli_request_t request; //  .rid points at rid, .envelope at env
+    zmq_msg_t rid;           //  the broker's request-id, moved out of the frame
+    Linli__Request *env;     //  owned (malloc-unpacked)
+    ProtobufCMessage *msg;   //  owned (malloc-unpacked)
+} s_held_t;
+
+//  One batched method and the requests waiting for its next call.
+typedef struct {
+    const linli_batch_route_t *route; //  borrowed from opts
+    s_held_t **held;                  //  owned array of owned entries
+    size_t n, max;                    //  waiting, and the most per call
+} s_batch_t;
 
 // ---------------------------------------------------------------- sending
 
@@ -144,8 +160,76 @@ s_fail(linli_request_t *request, int status, const char *code, const char *field
 
 // ---------------------------------------------------------------- requests
 
+//  Run every batch that holds requests, answer what the handler left
+//  unanswered, free them.
+static void
+s_batches_run(linli_worker_t *self)
+{
+    if (!self->batches)
+        return;
+    for (s_batch_t *b = zhashx_first(self->batches); b; b = zhashx_next(self->batches)) {
+        if (b->n == 0)
+            continue;
+        linli_request_t *requests[b->max];
+        const ProtobufCMessage *msgs[b->max];
+        size_t n = b->n;
+        for (size_t i = 0; i < n; i++) {
+            requests[i] = &b->held[i]->request;
+            msgs[i] = b->held[i]->msg;
+        }
+        if (linli_log_enabled(LINLI_LOG_DEBUG))
+            linli_debug("worker: %zu %s requests in one batch", n, b->route->method);
+        b->route->fn(self->handler_self, requests, msgs, n);
+        for (size_t i = 0; i < n; i++) {
+            s_held_t *h = b->held[i];
+            if (!h->request.replied)
+                s_fail(&h->request, 500, "internal", NULL,
+                       "The service could not handle the request.");
+            protobuf_c_message_free_unpacked(h->msg, NULL);
+            linli__request__free_unpacked(h->env, NULL);
+            zmq_msg_close(&h->rid);
+            free(h);
+        }
+        b->n = 0;
+    }
+}
+
+//  Keep a valid request of a batched method for the batch's next call: its
+//  envelope and body unpacked again with malloc (the arena is reset per
+//  request) and its request-id moved out of the frame. False when memory
+//  is short: the caller then handles it alone.
+static bool
+s_hold(linli_worker_t *self, s_batch_t *batch, s_link_t *link, zmq_msg_t *rid, zmq_msg_t *body,
+       const linli_route_t *route)
+{
+    s_held_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return false;
+    h->env = linli__request__unpack(NULL, zmq_msg_size(body), zmq_msg_data(body));
+    static const uint8_t empty[1];
+    h->msg = h->env ? protobuf_c_message_unpack(
+                          route->request, NULL, h->env->has_body ? h->env->body.len : 0,
+                          h->env->has_body && h->env->body.data ? h->env->body.data : empty)
+                    : NULL;
+    if (!h->msg) {
+        if (h->env)
+            linli__request__free_unpacked(h->env, NULL);
+        free(h);
+        return false;
+    }
+    zmq_msg_init(&h->rid);
+    zmq_msg_move(&h->rid, rid);
+    h->request =
+        (linli_request_t){.worker = self, .link = link, .rid = &h->rid, .envelope = h->env};
+    batch->held[batch->n++] = h;
+    if (batch->n == batch->max)
+        s_batches_run(self);
+    return true;
+}
+
 //  Handle one REQ from link: rid is the broker's request-id, body the packed
-//  Request. Answers exactly once, whatever happens.
+//  Request. Answers exactly once, whatever happens (a batched method's
+//  request is answered when its batch runs, at the end of the drain).
 static void
 s_handle(linli_worker_t *self, s_link_t *link, zmq_msg_t *rid, zmq_msg_t *body)
 {
@@ -190,6 +274,9 @@ s_handle(linli_worker_t *self, s_link_t *link, zmq_msg_t *rid, zmq_msg_t *body)
                          "%s", *err.message ? err.message : "The request body is invalid.");
         goto done;
     }
+    s_batch_t *batch = self->batches ? zhashx_lookup(self->batches, env->method) : NULL;
+    if (batch && s_hold(self, batch, link, rid, body, route))
+        goto done; //  held: answered when its batch runs (s_batches_run)
     int rc = route->handler(self->handler_self, &request, msg);
     if (!request.replied) {
         linli_log_ctx(LINLI_LOG_ERROR, linli_request_id(&request), NULL,
@@ -306,6 +393,8 @@ s_on_link(zloop_t *loop, zsock_t *sock, void *arg)
         for (size_t i = 0; i < nparts; i++)
             zmq_msg_close(&part[i]);
     }
+    //  Everything waiting was read: what came together is answered together.
+    s_batches_run(self);
     return 0;
 }
 
@@ -334,6 +423,18 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
 }
 
 // ---------------------------------------------------------------- public
+
+//  zhashx destructor of a batch (nothing waits in it between drains).
+static void
+s_batch_destroy(void **item)
+{
+    s_batch_t *b = (s_batch_t *)*item;
+    if (b) {
+        free(b->held);
+        free(b);
+    }
+    *item = NULL;
+}
 
 linli_worker_t *
 linli_worker_new(zloop_t *loop, const linli_worker_opts_t *opts)
@@ -366,6 +467,33 @@ linli_worker_new(zloop_t *loop, const linli_worker_opts_t *opts)
     for (const linli_route_t *r = opts->routes; r && r->method; r++) {
         if (!r->request || !r->handler || zhashx_insert(self->routes, r->method, (void *)r)) {
             linli_error("worker: route %s is incomplete or repeated", r->method);
+            linli_worker_destroy(&self);
+            return NULL;
+        }
+    }
+    for (const linli_batch_route_t *b = opts->batches; b && b->method; b++) {
+        if (!self->batches) {
+            self->batches = zhashx_new();
+            if (!self->batches) {
+                linli_worker_destroy(&self);
+                return NULL;
+            }
+            zhashx_set_key_duplicator(self->batches, NULL);
+            zhashx_set_key_destructor(self->batches, NULL);
+            zhashx_set_destructor(self->batches, s_batch_destroy);
+        }
+        s_batch_t *batch = calloc(1, sizeof *batch);
+        if (batch) {
+            batch->route = b;
+            batch->max = b->max ? b->max : 64;
+            batch->held = calloc(batch->max, sizeof *batch->held);
+        }
+        if (!batch || !batch->held || !b->fn || !zhashx_lookup(self->routes, b->method) ||
+            zhashx_insert(self->batches, b->method, batch)) {
+            linli_error("worker: batch route %s is incomplete, repeated or not a route", b->method);
+            if (batch)
+                free(batch->held);
+            free(batch);
             linli_worker_destroy(&self);
             return NULL;
         }
@@ -434,6 +562,7 @@ linli_worker_destroy(linli_worker_t **self_p)
     if (self->timer_id != -1)
         zloop_timer_end(self->loop, self->timer_id);
     free(self->links);
+    zhashx_destroy(&self->batches);
     zhashx_destroy(&self->routes);
     linli_arena_clear(&self->arena);
     free(self->scratch);

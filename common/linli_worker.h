@@ -29,14 +29,28 @@ typedef struct {
     linli_handler_fn *handler;                 //  the code
 } linli_route_t;
 
+//  A batch handler: n requests of one method that arrived together (all
+//  borrowed, each msg validated); it answers every one of them. Lets a read
+//  be one query for many callers instead of one round trip each.
+typedef int(linli_batch_fn)(void *self, linli_request_t **requests, const ProtobufCMessage **msgs,
+                            size_t n);
+
 typedef struct {
-    const char *service;         //  service name the broker routes by, e.g. "registry"
-    const char *endpoints;       //  comma-separated broker endpoints
-    int credit;                  //  requests held at once, per broker (>= 1)
-    int heartbeat_ms;            //  1000 unless testing
-    int liveness;                //  heartbeats missed before a broker counts as gone (3)
-    const linli_route_t *routes; //  terminated by a {NULL} entry; borrowed
-    void *handler_self;          //  first argument of every handler; borrowed
+    const char *method; //  a method of the route table
+    linli_batch_fn *fn; //  handles those requests in batches
+    size_t max;         //  most requests in one batch (0: 64)
+} linli_batch_route_t;
+
+typedef struct {
+    const char *service;                //  service name the broker routes by, e.g. "registry"
+    const char *endpoints;              //  comma-separated broker endpoints
+    int credit;                         //  requests held at once, per broker (>= 1)
+    int heartbeat_ms;                   //  1000 unless testing
+    int liveness;                       //  heartbeats missed before a broker counts as gone (3)
+    const linli_route_t *routes;        //  terminated by a {NULL} entry; borrowed
+    void *handler_self;                 //  first argument of every handler; borrowed
+    const linli_batch_route_t *batches; //  optional, {NULL}-ended: methods whose requests,
+                                        //  drained together, go to one call
 } linli_worker_opts_t;
 
 //  Create the worker and register its sockets and timers in loop (borrowed;

@@ -27,6 +27,8 @@ extern const linli_route_t registry_account_routes[];
 extern const linli_route_t registry_org_routes[];      //  registry_orgs.c
 extern const linli_route_t registry_resident_routes[]; //  registry_residents.c
 extern const linli_route_t registry_volunteer_routes[];
+//  Methods answered in batches, {NULL}-ended (registry_volunteers.c).
+extern const linli_batch_route_t registry_volunteer_batches[];
 extern const linli_route_t registry_import_routes[]; //  registry_import.c
 
 //  Every method of the registry: the modules' tables merged, {NULL}-ended.

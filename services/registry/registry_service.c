@@ -220,6 +220,7 @@ registry_service_actor(zsock_t *pipe, void *args)
         .liveness = 3,
         .routes = registry_routes(),
         .handler_self = &self.reg,
+        .batches = registry_volunteer_batches,
     };
     self.worker = self.relay ? linli_worker_new(loop, &opts) : NULL;
     if (!self.worker) {

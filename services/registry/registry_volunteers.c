@@ -360,6 +360,48 @@ s_get(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     return linli_reply(request, 200, &view.msg.base);
 }
 
+//  registry.GetVolunteer for requests that arrived together: one query for
+//  all of them, then each answered by the same rules as s_get.
+static int
+s_get_batch(void *self_, linli_request_t **requests, const ProtobufCMessage **msgs, size_t n)
+{
+    registry_t *self = (registry_t *)self_;
+    int64_t *ids = calloc(n, sizeof *ids);
+    registry_volunteer_t *rows = calloc(n, sizeof *rows);
+    size_t found = 0;
+    for (size_t i = 0; ids && i < n; i++)
+        ids[i] = registry_parse_id(((const Linli__Registry__GetVolunteerRequest *)msgs[i])->id);
+    if (!ids || !rows || registry_volunteer_get_many(self->pg, ids, n, rows, &found)) {
+        for (size_t i = 0; i < n; i++)
+            linli_fail(requests[i], 503, "store_unavailable", "the registry store is unavailable");
+        free(rows);
+        free(ids);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Linli__Caller *caller = linli_request_caller(requests[i]);
+        const registry_volunteer_t *v = NULL;
+        for (size_t k = 0; k < found && !v; k++)
+            if (ids[i] && rows[k].id == ids[i])
+                v = &rows[k];
+        int leads = 0;
+        if (v && !s_sees_whole(caller, v))
+            leads = s_leads_member(self, caller, v->id);
+        if (leads < 0) {
+            linli_fail(requests[i], 503, "store_unavailable", "the registry store is unavailable");
+        } else if (!v || (!s_sees_whole(caller, v) && !leads)) {
+            linli_fail(requests[i], 404, "volunteer_not_found", "no such volunteer");
+        } else {
+            s_view_t view;
+            s_view(v, caller, &view);
+            linli_reply(requests[i], 200, &view.msg.base);
+        }
+    }
+    free(rows);
+    free(ids);
+    return 0;
+}
+
 //  registry.UpdateVolunteer: the person changes its skills, free time and
 //  political status; staff covering it also its name and community (a move
 //  inside their own area).
@@ -595,6 +637,12 @@ s_join_code(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
 }
 
 #define REG(name) &linli__registry__##name##__descriptor
+
+//  Reads answered in batches (linli_worker drains them together).
+const linli_batch_route_t registry_volunteer_batches[] = {
+    {"registry.GetVolunteer", s_get_batch, 64},
+    {NULL, NULL, 0},
+};
 
 const linli_route_t registry_volunteer_routes[] = {
     {"registry.SignUp", REG(sign_up_request), s_sign_up},

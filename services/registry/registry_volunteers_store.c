@@ -60,6 +60,36 @@ registry_volunteer_get(linli_pg_t *pg, int64_t id, bool lock, registry_volunteer
 }
 
 int
+registry_volunteer_get_many(linli_pg_t *pg, const int64_t *ids, size_t n, registry_volunteer_t *out,
+                            size_t *found)
+{
+    *found = 0;
+    //  The ids as one array parameter: "{1,2,3}".
+    size_t cap = n * 21 + 3;
+    char *list = malloc(cap);
+    if (!list)
+        return -1;
+    size_t len = 0;
+    list[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, cap - len, "%s%" PRId64, i ? "," : "", ids[i]);
+    snprintf(list + len, cap - len, "}");
+    const char *params[] = {list};
+    PGresult *res = linli_pg_exec(pg,
+                                  "SELECT " S_COLUMNS " FROM volunteers v "
+                                  "JOIN accounts a ON a.id = v.id WHERE v.id = ANY($1::bigint[])",
+                                  1, params);
+    free(list);
+    if (!res)
+        return -1;
+    size_t rows = (size_t)PQntuples(res);
+    for (size_t i = 0; i < rows && i < n; i++)
+        s_from_row(res, (int)i, &out[(*found)++]);
+    PQclear(res);
+    return 0;
+}
+
+int
 registry_volunteer_insert(linli_pg_t *pg, const registry_person_t *p, const char *password_hash,
                           const char *source, int64_t created_by, registry_volunteer_t *out,
                           registry_vol_outcome_t *outcome)

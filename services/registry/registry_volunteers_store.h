@@ -44,6 +44,11 @@ int registry_volunteer_insert(linli_pg_t *pg, const registry_person_t *p, const 
 int registry_volunteer_get(linli_pg_t *pg, int64_t id, bool lock, registry_volunteer_t *out,
                            bool *found);
 
+//  The volunteers among ids (n of them, distinct or not), in any order, into
+//  out (room for n); *found how many. One query for a batch of reads.
+int registry_volunteer_get_many(linli_pg_t *pg, const int64_t *ids, size_t n,
+                                registry_volunteer_t *out, size_t *found);
+
 //  Write back name, community, political_status, skills, free_slots (and the
 //  account's name and area) of v, stamp updated_at; in the caller's
 //  transaction. Refreshes v's timestamps.

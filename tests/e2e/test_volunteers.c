@@ -609,6 +609,79 @@ test_leader_sees_members_masked(void **state)
     free(token);
 }
 
+// ---------------------------------------------------------------- batched reads
+
+#define S_READERS 8
+#define S_READS 25
+
+typedef struct {
+    char **token;          //  whose eyes
+    char (*ids)[32];       //  the volunteers to read, S_READS of them
+    char (*names)[32];     //  their names, "" for one this reader may not see
+    int ok, hidden, wrong; //  200 with the right record, 404 as expected, anything else
+} s_reader_t;
+
+static void *
+s_read(void *arg)
+{
+    s_reader_t *r = (s_reader_t *)arg;
+    for (int i = 0; i < S_READS; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/volunteers/%s", r->ids[i]);
+        ts_http_reply_t reply = s_req("GET", path, *r->token, NULL);
+        const char *id = json_string_value(json_object_get(reply.json, "id"));
+        const char *name = json_string_value(json_object_get(reply.json, "name"));
+        if (*r->names[i] && reply.status == 200 && id && !strcmp(id, r->ids[i]) && name &&
+            !strcmp(name, r->names[i]))
+            r->ok++;
+        else if (!*r->names[i] && reply.status == 404)
+            r->hidden++;
+        else
+            r->wrong++;
+        ts_http_reply_free(&reply);
+    }
+    return NULL;
+}
+
+//  Reads arrive together and are answered in batches (one query for many
+//  callers): each caller still gets its own record, or its own 404.
+static void
+test_concurrent_reads_answer_each_caller(void **state)
+{
+    (void)state;
+    static char ids[S_READS][32], names[S_READS][32], none[S_READS][32];
+    for (int i = 0; i < S_READS; i++) {
+        char idn[19], phone[16];
+        ts_id_number("420102", "19880808", 300 + i, idn);
+        snprintf(phone, sizeof phone, "1870000%04d", i);
+        snprintf(names[i], sizeof names[i], "读者%d", i);
+        ts_http_reply_t r = s_sign_up(s_worker, names[i], idn, phone, C1, ids[i], sizeof ids[i]);
+        assert_int_equal(r.status, 201);
+        ts_http_reply_free(&r);
+        none[i][0] = '\0';
+    }
+    //  Staff of the community read them all; another community's worker
+    //  reads the same ids at the same time and must get 404 for each.
+    s_reader_t readers[S_READERS];
+    pthread_t threads[S_READERS];
+    for (int t = 0; t < S_READERS; t++) {
+        readers[t] = (s_reader_t){.token = t % 2 ? &s_worker_other : &s_worker,
+                                  .ids = ids,
+                                  .names = t % 2 ? none : names};
+        pthread_create(&threads[t], NULL, s_read, &readers[t]);
+    }
+    int ok = 0, hidden = 0, wrong = 0;
+    for (int t = 0; t < S_READERS; t++) {
+        pthread_join(threads[t], NULL);
+        ok += readers[t].ok;
+        hidden += readers[t].hidden;
+        wrong += readers[t].wrong;
+    }
+    assert_int_equal(wrong, 0);
+    assert_int_equal(ok, S_READERS / 2 * S_READS);
+    assert_int_equal(hidden, S_READERS / 2 * S_READS);
+}
+
 int
 main(void)
 {
@@ -620,6 +693,7 @@ main(void)
         cmocka_unit_test(test_pagination_stable_under_inserts),
         cmocka_unit_test(test_events_carry_no_personal_data),
         cmocka_unit_test(test_leader_sees_members_masked),
+        cmocka_unit_test(test_concurrent_reads_answer_each_caller),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
