@@ -341,6 +341,10 @@ s_verb(enum evhttp_cmd_type cmd)
         return "PATCH";
     case EVHTTP_REQ_DELETE:
         return "DELETE";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
     default:
         return "OTHER";
     }
@@ -796,7 +800,8 @@ gateway_new(struct event_base *base, const linli_config_t *config)
     event_add(self->tick_ev, &tick);
 
     evhttp_set_allowed_methods(self->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                               EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE);
+                                               EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |
+                                               EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
     //  Bodies a little over the limit reach us and get our JSON 413; far
     //  over it evhttp refuses them itself without reading them.
     evhttp_set_max_body_size(self->http, (ev_ssize_t)largest + (ev_ssize_t)self->max_body);

@@ -500,7 +500,8 @@ s_transition_ok(const char *from, const char *to)
 
 //  Move a volunteer to status `to`: staff covering it, or the person leaving.
 static int
-s_change_status(registry_t *self, linli_request_t *request, const char *id, const char *to)
+s_change_status(registry_t *self, linli_request_t *request, const char *id, const char *to,
+                const char *reason)
 {
     const Linli__Caller *caller = linli_request_caller(request);
     linli_idem_t idem;
@@ -523,7 +524,8 @@ s_change_status(registry_t *self, linli_request_t *request, const char *id, cons
     const char *type = !strcmp(to, "verified") && !strcmp(previous, "pending")
                            ? "linli.registry.volunteer.verified"
                            : "linli.registry.volunteer.status_changed";
-    if (registry_volunteer_set_status(self->pg, &v, to, registry_parse_id(caller->user_id)) ||
+    if (registry_volunteer_set_status(self->pg, &v, to, registry_parse_id(caller->user_id),
+                                      reason) ||
         s_emit(self, type, &v, caller->user_id ? caller->user_id : "", previous, NULL))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the registry store is unavailable");
@@ -538,7 +540,7 @@ s_verify(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
 {
     const Linli__Registry__VerifyVolunteerRequest *req =
         (const Linli__Registry__VerifyVolunteerRequest *)msg;
-    return s_change_status((registry_t *)self_, request, req->id, "verified");
+    return s_change_status((registry_t *)self_, request, req->id, "verified", NULL);
 }
 
 //  registry.SetVolunteerStatus: suspend, reinstate, or mark as left.
@@ -547,7 +549,7 @@ s_set_status(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
 {
     const Linli__Registry__SetVolunteerStatusRequest *req =
         (const Linli__Registry__SetVolunteerStatusRequest *)msg;
-    return s_change_status((registry_t *)self_, request, req->id, req->status);
+    return s_change_status((registry_t *)self_, request, req->id, req->status, req->reason);
 }
 
 // ---------------------------------------------------------------- list

@@ -189,11 +189,17 @@ registry_volunteer_save(linli_pg_t *pg, registry_volunteer_t *v)
 
 int
 registry_volunteer_set_status(linli_pg_t *pg, registry_volunteer_t *v, const char *status,
-                              int64_t actor)
+                              int64_t actor, const char *reason)
 {
     char id[24], by[24];
     snprintf(id, sizeof id, "%" PRId64, v->id);
     snprintf(by, sizeof by, "%" PRId64, actor);
+    const char *log[] = {id, v->status, status, reason, actor > 0 ? by : NULL};
+    if (linli_pg_command(pg,
+                         "INSERT INTO volunteer_status_log (volunteer_id, from_status, to_status, "
+                         "reason, actor) VALUES ($1::bigint, $2, $3, $4, $5::bigint)",
+                         5, log))
+        return -1;
     const char *params[] = {id, status, actor > 0 ? by : NULL};
     //  updated_at strictly grows: it is the version consumers compare.
     PGresult *res = linli_pg_exec(

@@ -54,10 +54,11 @@ int registry_volunteer_get_many(linli_pg_t *pg, const int64_t *ids, size_t n,
 //  transaction. Refreshes v's timestamps.
 int registry_volunteer_save(linli_pg_t *pg, registry_volunteer_t *v);
 
-//  Set status (and verified_by/at when it becomes verified); in the caller's
+//  Set status (and verified_by/at when it becomes verified) and log the change
+//  with its reason (may be NULL) in volunteer_status_log; in the caller's
 //  transaction. Refreshes v.
 int registry_volunteer_set_status(linli_pg_t *pg, registry_volunteer_t *v, const char *status,
-                                  int64_t actor);
+                                  int64_t actor, const char *reason);
 
 typedef struct {
     const char *area;        //  code prefix (required)

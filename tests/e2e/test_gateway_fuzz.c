@@ -425,6 +425,12 @@ s_check(const char *what, const s_resp_t *r, unsigned flags)
             s_fail_answer(what, r, "status %d without a JSON body (%s)", r->status, r->ctype);
         return;
     }
+    //  An answer to HEAD carries the headers of the GET answer and no body.
+    if (!strncmp(what, "HEAD ", 5)) {
+        if (r->body && *r->body)
+            s_fail_answer(what, r, "a body in an answer to HEAD");
+        return;
+    }
     const char *code = s_code(r);
     bool known = false;
     const char *message =

@@ -346,6 +346,8 @@ test_bad_input(void **state)
              400, "invalid_format", "phone");
     s_expect("GET", "/v1/nowhere", NULL, 404, "not_found", NULL);
     s_expect("DELETE", "/v1/areas/4201", NULL, 405, "method_not_allowed", NULL);
+    s_expect("OPTIONS", "/v1/areas/4201", NULL, 405, "method_not_allowed", NULL);
+    s_expect("OPTIONS", "/v1/nowhere", NULL, 404, "not_found", NULL);
 
     //  A body over the limit: 413.
     size_t big = 2 * 1024 * 1024;

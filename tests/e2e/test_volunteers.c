@@ -302,6 +302,22 @@ test_scope_matrix(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "status")), "suspended");
     ts_http_reply_free(&r);
+    //  The change and its reason are on record (never in the event stream).
+    PGconn *pg = PQconnectdb(s_suite.env.dsn);
+    assert_int_equal(PQstatus(pg), CONNECTION_OK);
+    const char *params[] = {id};
+    PGresult *log = PQexecParams(pg,
+                                 "SELECT from_status, to_status, reason, actor IS NOT NULL "
+                                 "FROM registry.volunteer_status_log WHERE volunteer_id = "
+                                 "$1::bigint ORDER BY id DESC LIMIT 1",
+                                 1, NULL, params, NULL, NULL, 0);
+    assert_int_equal(PQntuples(log), 1);
+    assert_string_equal(PQgetvalue(log, 0, 0), "verified");
+    assert_string_equal(PQgetvalue(log, 0, 1), "suspended");
+    assert_string_equal(PQgetvalue(log, 0, 2), "投诉核查");
+    assert_string_equal(PQgetvalue(log, 0, 3), "t");
+    PQclear(log);
+    PQfinish(pg);
     r = s_req("POST", path, s_street, "{\"status\":\"verified\"}");
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
