@@ -21,12 +21,15 @@ grep -q '^LINLI_DEMO_PASSWORD=' "$var/secrets.env" ||
 set -a; source "$var/secrets.env"; set +a
 
 # Redis, append-only (everysec), on loopback.
+redis_ready() { [ "$(redis-cli -p "$LINLI_REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
 if ! redis-cli -p "$LINLI_REDIS_PORT" ping >/dev/null 2>&1; then
     redis-server --port "$LINLI_REDIS_PORT" --bind 127.0.0.1 --dir "$var/redis" \
         --appendonly yes --appendfsync everysec --daemonize yes \
         --pidfile "$var/run/redis.pid" --logfile "$var/log/redis.log"
-    for _ in $(seq 50); do redis-cli -p "$LINLI_REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
 fi
+# Started, or still loading its append-only file: wait until it answers PONG.
+for _ in $(seq 600); do redis_ready && break; sleep 0.1; done
 echo "redis       127.0.0.1:$LINLI_REDIS_PORT"
 
 # PostgreSQL in var/pg (initdb refuses root: it runs as postgres then).
