@@ -83,7 +83,7 @@ s_out=$(wrk -t2 -c4 -d"${secs}s" --latency -s "$root/tests/bench/signup.lua" "ht
 s_rps=$(echo "$s_out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
 s_p50=$(echo "$s_out" | awk '$1=="50%" {print $2}' | to_ms)
 s_p99=$(echo "$s_out" | awk '$1=="99%" {print $2}' | to_ms)
-s_non2xx=$(echo "$s_out" | awk '/Non-2xx/ {print $5}')
+s_non2xx=$(echo "$s_out" | sed -n 's/^sign-up answers besides 201: //p')
 argon_ms=$("$build/tests/bench_argon2" "${LINLI_ARGON2_OPS:-2}" "${LINLI_ARGON2_MEM_KB:-65536}")
 redis_rps=$(redis-benchmark -p "$redis_port" -t get -n 200000 -c "$conns" -q | tr '\r' '\n' |
     awk '/^GET: [0-9]/ {v=$2} END {printf "%.0f", v}')
