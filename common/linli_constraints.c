@@ -132,6 +132,9 @@ const linli_constraint_t linli_constraints[] = {
      .max_len = 32,
      .pattern = S_SKILL},
     {.message = "linli.registry.VerifyVolunteerRequest", .field = "id", .pattern = S_ID},
+    {.message = "linli.registry.VolunteerStatusLogRequest", .field = "cursor", .pattern = S_ID},
+    {.message = "linli.registry.VolunteerStatusLogRequest", .field = "id", .pattern = S_ID},
+    {.message = "linli.registry.VolunteerStatusLogRequest", .field = "limit", .min = 1, .max = 500},
 
 //  proto/linli/registry_orgs.proto
 #define S_CARE "elderly_alone|child_left_behind|disabled|low_income|veteran_family|other"

@@ -53,6 +53,8 @@ const gateway_route_t gateway_routes[] = {
       REG(set_volunteer_status_request), REG(volunteer)),
     R("GET", "/v1/volunteers", STAFF, "registry", "registry.ListVolunteers",
       REG(list_volunteers_request), REG(list_volunteers_reply)),
+    R("GET", "/v1/volunteers/{id}/status-log", STAFF, "registry", "registry.VolunteerStatusLog",
+      REG(volunteer_status_log_request), REG(volunteer_status_log_reply)),
     R("GET", "/v1/areas/{code}/join-code", STAFF, "registry", "registry.JoinCode",
       REG(join_code_request), REG(join_code_reply)),
     // ---- organisations and teams

@@ -609,6 +609,68 @@ s_list(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     return rc;
 }
 
+//  A status change as a message (strings borrowed from c and the view).
+typedef struct {
+    Linli__Registry__StatusChange msg;
+    char id[24];
+    char actor[24];
+} s_change_view_t;
+
+//  registry.VolunteerStatusLog: who changed a volunteer's status, when and
+//  why — for staff covering its community (a reason is an internal note);
+//  anyone else 404.
+static int
+s_status_log(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    registry_t *self = (registry_t *)self_;
+    const Linli__Registry__VolunteerStatusLogRequest *req =
+        (const Linli__Registry__VolunteerStatusLogRequest *)msg;
+    const Linli__Caller *caller = linli_request_caller(request);
+    size_t limit = req->has_limit ? (size_t)req->limit : 100;
+    int64_t after = 0;
+    if (req->cursor && !(after = registry_parse_id(req->cursor)))
+        return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
+    int64_t id = registry_parse_id(req->id);
+    registry_volunteer_t v;
+    bool found = false;
+    if (id && registry_volunteer_get(self->pg, id, false, &v, &found))
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    if (!found || linli_auth_rank_over(caller, v.community) < 1)
+        return linli_fail(request, 404, "volunteer_not_found", "no such volunteer");
+    registry_page_t page;
+    if (registry_page_alloc(&page, limit, sizeof(registry_status_change_t),
+                            sizeof(s_change_view_t)))
+        return linli_fail(request, 503, "overloaded", "out of memory");
+    registry_status_change_t *rows = page.rows;
+    s_change_view_t *views = page.views;
+    int rc;
+    if (registry_volunteer_status_log(self->pg, id, after, rows, limit, &page.n, &page.more)) {
+        rc = linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    } else {
+        Linli__Registry__VolunteerStatusLogReply reply =
+            LINLI__REGISTRY__VOLUNTEER_STATUS_LOG_REPLY__INIT;
+        for (size_t i = 0; i < page.n; i++) {
+            s_change_view_t *cv = &views[i];
+            linli__registry__status_change__init(&cv->msg);
+            snprintf(cv->id, sizeof cv->id, "%" PRId64, rows[i].id);
+            cv->msg.id = cv->id;
+            cv->msg.from_status = rows[i].from_status;
+            cv->msg.to_status = rows[i].to_status;
+            if (rows[i].has_reason)
+                cv->msg.reason = rows[i].reason;
+            if (rows[i].actor) {
+                snprintf(cv->actor, sizeof cv->actor, "%" PRId64, rows[i].actor);
+                cv->msg.actor = cv->actor;
+            }
+            cv->msg.changed_at = rows[i].changed_at_ms;
+            page.items[i] = &cv->msg.base;
+        }
+        rc = registry_page_reply(&page, request, &reply.base, page.n ? views[page.n - 1].id : NULL);
+    }
+    registry_page_free(&page);
+    return rc;
+}
+
 // ---------------------------------------------------------------- join codes
 
 //  registry.JoinCode: a community's sign-up code for a QR poster, signed,
@@ -654,5 +716,6 @@ const linli_route_t registry_volunteer_routes[] = {
     {"registry.SetVolunteerStatus", REG(set_volunteer_status_request), s_set_status},
     {"registry.ListVolunteers", REG(list_volunteers_request), s_list},
     {"registry.JoinCode", REG(join_code_request), s_join_code},
+    {"registry.VolunteerStatusLog", REG(volunteer_status_log_request), s_status_log},
     {NULL, NULL, NULL},
 };

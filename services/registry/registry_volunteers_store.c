@@ -268,3 +268,39 @@ registry_volunteer_list(linli_pg_t *pg, const registry_volunteer_filter_t *f, in
     PQclear(res);
     return 0;
 }
+
+int
+registry_volunteer_status_log(linli_pg_t *pg, int64_t volunteer, int64_t after,
+                              registry_status_change_t *out, size_t max, size_t *n, bool *more)
+{
+    *n = 0;
+    *more = false;
+    char vid[24], afterbuf[24], limit[16];
+    snprintf(vid, sizeof vid, "%" PRId64, volunteer);
+    snprintf(afterbuf, sizeof afterbuf, "%" PRId64, after);
+    snprintf(limit, sizeof limit, "%zu", max + 1);
+    const char *params[] = {vid, afterbuf, limit};
+    PGresult *res = linli_pg_exec(pg,
+                                  "SELECT id, from_status, to_status, reason, coalesce(actor, 0), "
+                                  "(extract(epoch from changed_at) * 1000)::bigint "
+                                  "FROM volunteer_status_log WHERE volunteer_id = $1::bigint "
+                                  "AND id > $2::bigint ORDER BY id LIMIT $3::int",
+                                  3, params);
+    if (!res)
+        return -1;
+    size_t rows = (size_t)PQntuples(res);
+    for (size_t i = 0; i < rows && i < max; i++) {
+        registry_status_change_t *c = &out[(*n)++];
+        memset(c, 0, sizeof *c);
+        c->id = registry_col_int64(res, (int)i, 0);
+        registry_copy(c->from_status, sizeof c->from_status, PQgetvalue(res, (int)i, 1));
+        registry_copy(c->to_status, sizeof c->to_status, PQgetvalue(res, (int)i, 2));
+        c->has_reason = !PQgetisnull(res, (int)i, 3);
+        registry_copy(c->reason, sizeof c->reason, PQgetvalue(res, (int)i, 3));
+        c->actor = registry_col_int64(res, (int)i, 4);
+        c->changed_at_ms = registry_col_int64(res, (int)i, 5);
+    }
+    *more = rows > max;
+    PQclear(res);
+    return 0;
+}

@@ -60,6 +60,22 @@ int registry_volunteer_save(linli_pg_t *pg, registry_volunteer_t *v);
 int registry_volunteer_set_status(linli_pg_t *pg, registry_volunteer_t *v, const char *status,
                                   int64_t actor, const char *reason);
 
+//  One recorded status change.
+typedef struct {
+    int64_t id; //  the log record's id
+    char from_status[16];
+    char to_status[16];
+    char reason[1040]; //  up to 256 characters of UTF-8
+    bool has_reason;
+    int64_t actor; //  0 when none
+    int64_t changed_at_ms;
+} registry_status_change_t;
+
+//  A volunteer's status changes with id > after, oldest first, at most max;
+//  *more when others follow.
+int registry_volunteer_status_log(linli_pg_t *pg, int64_t volunteer, int64_t after,
+                                  registry_status_change_t *out, size_t max, size_t *n, bool *more);
+
 typedef struct {
     const char *area;        //  code prefix (required)
     const char *skill;       //  NULL: any

@@ -318,6 +318,24 @@ test_scope_matrix(void **state)
     assert_string_equal(PQgetvalue(log, 0, 3), "t");
     PQclear(log);
     PQfinish(pg);
+    //  …and staff covering it read it through the API; others do not.
+    char log_path[96];
+    snprintf(log_path, sizeof log_path, "/v1/volunteers/%s/status-log", id);
+    r = s_req("GET", log_path, s_street, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *items = json_object_get(r.json, "items");
+    assert_true(json_array_size(items) >= 2); //  verified (by the matrix above), suspended
+    json_t *last = json_array_get(items, json_array_size(items) - 1);
+    assert_string_equal(json_string_value(json_object_get(last, "to_status")), "suspended");
+    assert_string_equal(json_string_value(json_object_get(last, "reason")), "投诉核查");
+    assert_non_null(json_object_get(last, "changed_at"));
+    ts_http_reply_free(&r);
+    r = s_req("GET", log_path, self, NULL);
+    assert_int_equal(r.status, 403); //  a volunteer: not a staff route
+    ts_http_reply_free(&r);
+    r = s_req("GET", log_path, s_wuchang, NULL);
+    assert_int_equal(r.status, 404);
+    ts_http_reply_free(&r);
     r = s_req("POST", path, s_street, "{\"status\":\"verified\"}");
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
