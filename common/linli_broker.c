@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "linli/envelope.pb-c.h"
+#include "linli_frames.h"
 #include "linli_log.h"
 
 #define S_TAG_CLIENT "LNLC1"
@@ -1046,30 +1047,11 @@ s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
     int count = 0;
     while (count++ < S_BATCH && (zsock_events(sock) & ZMQ_POLLIN)) {
         zmq_msg_t part[6];
-        size_t nparts = 0;
-        bool too_many = false;
-        for (;;) {
-            zmq_msg_t extra;
-            zmq_msg_t *m = nparts < 6 ? &part[nparts] : &extra;
-            zmq_msg_init(m);
-            if (zmq_msg_recv(m, handle, ZMQ_DONTWAIT) == -1) {
-                zmq_msg_close(m);
-                break;
-            }
-            bool more = zmq_msg_more(m);
-            if (nparts < 6) {
-                nparts++;
-            } else {
-                zmq_msg_close(m);
-                too_many = true;
-            }
-            if (!more)
-                break;
-        }
+        bool too_many;
+        size_t nparts = linli_frames_recv(handle, part, 6, &too_many);
         if (nparts)
             s_on_message(self, part, nparts, too_many, from_frontend);
-        for (size_t i = 0; i < nparts; i++)
-            zmq_msg_close(&part[i]);
+        linli_frames_close(part, nparts);
     }
     s_arm(self);
     return 0;

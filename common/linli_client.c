@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "linli_arena.h"
+#include "linli_frames.h"
 #include "linli_log.h"
 
 #define S_TAG "LNLC1"
@@ -393,30 +394,11 @@ linli_client_process(linli_client_t *self)
     self->in_process = true;
     while (zsock_events(self->sock) & ZMQ_POLLIN) {
         zmq_msg_t part[5];
-        size_t nparts = 0;
-        bool too_many = false;
-        for (;;) {
-            zmq_msg_t extra;
-            zmq_msg_t *m = nparts < 5 ? &part[nparts] : &extra;
-            zmq_msg_init(m);
-            if (zmq_msg_recv(m, self->handle, ZMQ_DONTWAIT) == -1) {
-                zmq_msg_close(m);
-                break;
-            }
-            bool more = zmq_msg_more(m);
-            if (nparts < 5) {
-                nparts++;
-            } else {
-                zmq_msg_close(m);
-                too_many = true;
-            }
-            if (!more)
-                break;
-        }
+        bool too_many;
+        size_t nparts = linli_frames_recv(self->handle, part, 5, &too_many);
         if (nparts)
             s_on_message(self, part, too_many ? 6 : nparts);
-        for (size_t i = 0; i < nparts; i++)
-            zmq_msg_close(&part[i]);
+        linli_frames_close(part, nparts);
     }
     int64_t now = zclock_mono();
     while (self->heap_len && self->entries[self->heap[0]].due <= now) {

@@ -15,6 +15,7 @@
 
 #include "linli_codec.h"
 #include "linli_arena.h"
+#include "linli_frames.h"
 #include "linli_log.h"
 
 #define S_TAG "LNLW1"
@@ -356,26 +357,8 @@ s_on_link(zloop_t *loop, zsock_t *sock, void *arg)
     void *handle = zsock_resolve(sock);
     while (link->sock == sock && (zsock_events(sock) & ZMQ_POLLIN)) {
         zmq_msg_t part[5];
-        size_t nparts = 0;
-        bool too_many = false;
-        for (;;) {
-            zmq_msg_t extra;
-            zmq_msg_t *m = nparts < 5 ? &part[nparts] : &extra;
-            zmq_msg_init(m);
-            if (zmq_msg_recv(m, handle, ZMQ_DONTWAIT) == -1) {
-                zmq_msg_close(m);
-                break;
-            }
-            bool more = zmq_msg_more(m);
-            if (nparts < 5) {
-                nparts++;
-            } else {
-                zmq_msg_close(m);
-                too_many = true;
-            }
-            if (!more)
-                break;
-        }
+        bool too_many;
+        size_t nparts = linli_frames_recv(handle, part, 5, &too_many);
         if (nparts == 5 && !too_many && zmq_msg_size(&part[0]) == S_TAG_LEN &&
             memcmp(zmq_msg_data(&part[0]), S_TAG, S_TAG_LEN) == 0) {
             link->expiry = zclock_mono() + (int64_t)self->liveness * self->heartbeat_ms;
@@ -390,8 +373,7 @@ s_on_link(zloop_t *loop, zsock_t *sock, void *arg)
         } else if (nparts) {
             linli_warn("worker: malformed message from %s dropped", link->endpoint);
         }
-        for (size_t i = 0; i < nparts; i++)
-            zmq_msg_close(&part[i]);
+        linli_frames_close(part, nparts);
     }
     //  Everything waiting was read: what came together is answered together.
     s_batches_run(self);

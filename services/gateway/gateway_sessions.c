@@ -105,6 +105,9 @@ s_connect(gateway_sessions_t *self)
         return -1;
     redisAsyncContext *ac = redisAsyncConnect(self->host, self->port);
     if (!ac || ac->err) {
+        //  At most one line per back-off period (100 ms).
+        linli_warn("sessions: cannot connect to Redis at %s:%d: %s", self->host, self->port,
+                   ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
         self->failed_at_ms = linli_now_ms();
@@ -112,7 +115,9 @@ s_connect(gateway_sessions_t *self)
     }
     ac->data = self;
     if (redisLibeventAttach(ac, self->base) != REDIS_OK) {
+        linli_error("sessions: cannot attach the Redis connection to the event loop");
         redisAsyncFree(ac);
+        self->failed_at_ms = linli_now_ms();
         return -1;
     }
     redisAsyncSetConnectCallback(ac, s_on_connect);

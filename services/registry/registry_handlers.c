@@ -17,8 +17,6 @@
 #include "linli_session.h"
 #include "linli/registry.pb-c.h"
 
-#define S_PAGE_MAX 500
-
 // ---------------------------------------------------------------- helpers
 
 //  Fill an Area message from a store row (strings borrowed from a).
@@ -103,9 +101,9 @@ s_list_areas(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     registry_t *self = (registry_t *)self_;
     const Linli__Registry__ListAreasRequest *req = (const Linli__Registry__ListAreasRequest *)msg;
     size_t limit = req->has_limit ? (size_t)req->limit : 100;
-    if (limit < 1 || limit > S_PAGE_MAX)
+    if (limit < 1 || limit > REGISTRY_PAGE_MAX)
         return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
-                                S_PAGE_MAX);
+                                REGISTRY_PAGE_MAX);
     registry_page_t page;
     if (registry_page_alloc(&page, limit, sizeof(registry_area_t), sizeof(Linli__Registry__Area)))
         return linli_fail(request, 503, "overloaded", "out of memory");
@@ -389,13 +387,10 @@ s_list_staff(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     const char *area = req->area ? req->area : registry_staff_scope(caller, 2);
     if (!area || linli_auth_rank_over(caller, area) < linli_auth_rank(LINLI_ROLE_STREET_ADMIN))
         return linli_fail_field(request, 403, "out_of_scope", "area", "that area is outside yours");
-    size_t limit = req->has_limit ? (size_t)req->limit : 100;
-    if (limit < 1 || limit > S_PAGE_MAX)
-        return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
-                                S_PAGE_MAX);
-    int64_t after = 0;
-    if (req->cursor && !(after = registry_parse_id(req->cursor)))
-        return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
+    size_t limit;
+    int64_t after;
+    if (registry_page_args(request, req->has_limit, req->limit, req->cursor, &limit, &after))
+        return 0;
     registry_page_t page;
     if (registry_page_alloc(&page, limit, sizeof(registry_account_t), sizeof(s_user_view_t)))
         return linli_fail(request, 503, "overloaded", "out of memory");

@@ -24,8 +24,6 @@
 #include "registry_orgs_store.h"
 #include "linli/registry_orgs.pb-c.h"
 
-#define S_PAGE_MAX 500
-#define S_PAGE_DEFAULT 100
 #define S_STAFF 1 //  rank of the least staff role (community_worker)
 
 // ---------------------------------------------------------------- helpers
@@ -156,15 +154,6 @@ registry_orgs_emit_member(linli_pg_t *pg, const char *type, const registry_org_t
     data.role = (char *)role;
     data.actor = (char *)actor;
     return registry_emit(pg, type, "organization", o->id, o->area, &data.base);
-}
-
-//  Page size from an optional limit: 0 when out of range.
-static size_t
-s_page(protobuf_c_boolean has_limit, int32_t limit)
-{
-    if (!has_limit)
-        return S_PAGE_DEFAULT;
-    return limit >= 1 && limit <= S_PAGE_MAX ? (size_t)limit : 0;
 }
 
 //  Check a prospective leader inside the open transaction: a verified
@@ -304,13 +293,10 @@ s_list_orgs(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
         (const Linli__Registry__ListOrganizationsRequest *)msg;
     if (!s_caller_id(linli_request_caller(request)))
         return linli_fail(request, 401, "unauthenticated", "log in first");
-    size_t limit = s_page(req->has_limit, req->limit);
-    if (!limit)
-        return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
-                                S_PAGE_MAX);
-    int64_t after = 0;
-    if (req->cursor && !(after = registry_parse_id(req->cursor)))
-        return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
+    size_t limit;
+    int64_t after;
+    if (registry_page_args(request, req->has_limit, req->limit, req->cursor, &limit, &after))
+        return 0;
     registry_org_filter_t filter = {
         .area = req->area,
         .type = req->type,
@@ -605,13 +591,10 @@ s_list_members(void *self_, linli_request_t *request, const ProtobufCMessage *ms
     int64_t me = s_caller_id(caller);
     if (!me)
         return linli_fail(request, 401, "unauthenticated", "log in first");
-    size_t limit = s_page(req->has_limit, req->limit);
-    if (!limit)
-        return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
-                                S_PAGE_MAX);
-    int64_t after = 0;
-    if (req->cursor && !(after = registry_parse_id(req->cursor)))
-        return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
+    size_t limit;
+    int64_t after;
+    if (registry_page_args(request, req->has_limit, req->limit, req->cursor, &limit, &after))
+        return 0;
     int64_t id = registry_parse_id(req->id);
     registry_org_t org;
     bool found = false;
@@ -663,13 +646,10 @@ s_volunteer_orgs(void *self_, linli_request_t *request, const ProtobufCMessage *
     int64_t me = s_caller_id(caller);
     if (!me)
         return linli_fail(request, 401, "unauthenticated", "log in first");
-    size_t limit = s_page(req->has_limit, req->limit);
-    if (!limit)
-        return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
-                                S_PAGE_MAX);
-    int64_t after = 0;
-    if (req->cursor && !(after = registry_parse_id(req->cursor)))
-        return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
+    size_t limit;
+    int64_t after;
+    if (registry_page_args(request, req->has_limit, req->limit, req->cursor, &limit, &after))
+        return 0;
     int64_t vid = registry_parse_id(req->id);
     registry_org_volunteer_t v;
     bool found = false;

@@ -19,8 +19,9 @@
 #define S_MEMBER_COLUMNS "m.account_id, a.name, v.community, m.role, " S_MS("m.joined_at")
 
 static void
-s_org_from_row(PGresult *res, int row, registry_org_t *o)
+s_org_from_row(PGresult *res, int row, void *out)
 {
+    registry_org_t *o = out;
     memset(o, 0, sizeof *o);
     o->id = registry_col_int64(res, row, 0);
     registry_copy(o->name, sizeof o->name, PQgetvalue(res, row, 1));
@@ -51,22 +52,12 @@ int
 registry_orgs_store_get(linli_pg_t *pg, int64_t id, bool for_update, registry_org_t *out,
                         bool *found)
 {
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    const char *params[] = {idbuf};
-    PGresult *res = linli_pg_exec(
+    return registry_get_by_id(
         pg,
         for_update ? "SELECT " S_ORG_COLUMNS
                      " FROM organizations o WHERE o.id = $1::bigint FOR UPDATE OF o"
                    : "SELECT " S_ORG_COLUMNS " FROM organizations o WHERE o.id = $1::bigint",
-        1, params);
-    if (!res)
-        return -1;
-    *found = PQntuples(res) == 1;
-    if (*found)
-        s_org_from_row(res, 0, out);
-    PQclear(res);
-    return 0;
+        id, s_org_from_row, out, found);
 }
 
 //  Give account the org_leader grant of org (or take it away). 0 or -1.

@@ -23,8 +23,6 @@
 #include "registry_residents_store.h"
 #include "linli/registry_orgs.pb-c.h"
 
-#define S_PAGE_MAX 500
-#define S_PAGE_DEFAULT 100
 #define S_STAFF 1        //  rank of the least staff role (community_worker)
 #define S_MAX_CONTACTS 5 //  family contacts per resident (as the constraints table says)
 
@@ -545,13 +543,10 @@ s_list_residents(void *self_, linli_request_t *request, const ProtobufCMessage *
     const char *area = req->area ? req->area : registry_staff_scope(caller, S_STAFF);
     if (!area || linli_auth_rank_over(caller, area) < S_STAFF)
         return linli_fail_field(request, 403, "out_of_scope", "area", "that area is outside yours");
-    size_t limit = req->has_limit ? (size_t)req->limit : S_PAGE_DEFAULT;
-    if (req->has_limit && (req->limit < 1 || req->limit > S_PAGE_MAX))
-        return linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
-                                S_PAGE_MAX);
-    int64_t after = 0;
-    if (req->cursor && !(after = registry_parse_id(req->cursor)))
-        return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
+    size_t limit;
+    int64_t after;
+    if (registry_page_args(request, req->has_limit, req->limit, req->cursor, &limit, &after))
+        return 0;
     registry_page_t page;
     if (registry_page_alloc(&page, limit, sizeof(registry_resident_t), sizeof(s_view_t)))
         return linli_fail(request, 503, "overloaded", "out of memory");

@@ -24,8 +24,9 @@
         "r.updated_at")
 
 static void
-s_from_row(PGresult *res, int row, registry_resident_t *r)
+s_from_row(PGresult *res, int row, void *out)
 {
+    registry_resident_t *r = out;
     memset(r, 0, sizeof *r);
     r->id = registry_col_int64(res, row, 0);
     r->account_id = registry_col_int64(res, row, 1);
@@ -105,22 +106,12 @@ int
 registry_residents_store_get(linli_pg_t *pg, int64_t id, bool for_update, registry_resident_t *out,
                              bool *found)
 {
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    const char *params[] = {idbuf};
-    PGresult *res = linli_pg_exec(
-        pg,
-        for_update ? "SELECT " S_RESIDENT_COLUMNS
-                     " FROM residents r WHERE r.id = $1::bigint FOR UPDATE"
-                   : "SELECT " S_RESIDENT_COLUMNS " FROM residents r WHERE r.id = $1::bigint",
-        1, params);
-    if (!res)
-        return -1;
-    *found = PQntuples(res) == 1;
-    if (*found)
-        s_from_row(res, 0, out);
-    PQclear(res);
-    return 0;
+    return registry_get_by_id(pg,
+                              for_update ? "SELECT " S_RESIDENT_COLUMNS
+                                           " FROM residents r WHERE r.id = $1::bigint FOR UPDATE"
+                                         : "SELECT " S_RESIDENT_COLUMNS
+                                           " FROM residents r WHERE r.id = $1::bigint",
+                              id, s_from_row, out, found);
 }
 
 int

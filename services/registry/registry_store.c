@@ -199,8 +199,9 @@ registry_store_area_children(registry_store_t *self, const char *parent, const c
     "FROM grants g WHERE g.account_id = a.id), '')"
 
 static void
-s_account_from_row(PGresult *res, int row, registry_account_t *a)
+s_account_from_row(PGresult *res, int row, void *out)
 {
+    registry_account_t *a = out;
     memset(a, 0, sizeof *a);
     a->id = registry_col_int64(res, row, 0);
     registry_copy(a->kind, sizeof a->kind, PQgetvalue(res, row, 1));
@@ -243,19 +244,9 @@ registry_store_account_by_phone(registry_store_t *self, const char *phone_hash,
 int
 registry_store_account_get(registry_store_t *self, int64_t id, registry_account_t *out, bool *found)
 {
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    const char *params[] = {idbuf};
-    PGresult *res = linli_pg_exec(
-        self->pg, "SELECT " S_ACCOUNT_COLUMNS " FROM accounts a WHERE a.id = $1::bigint", 1,
-        params);
-    if (!res)
-        return -1;
-    *found = PQntuples(res) == 1;
-    if (*found)
-        s_account_from_row(res, 0, out);
-    PQclear(res);
-    return 0;
+    return registry_get_by_id(
+        self->pg, "SELECT " S_ACCOUNT_COLUMNS " FROM accounts a WHERE a.id = $1::bigint", id,
+        s_account_from_row, out, found);
 }
 
 int

@@ -97,6 +97,44 @@ registry_emit(linli_pg_t *pg, const char *type, const char *kind, int64_t id, co
 // ---------------------------------------------------------------- keyset lists
 
 int
+registry_get_by_id(linli_pg_t *pg, const char *sql, int64_t id, registry_row_fn *from_row,
+                   void *out, bool *found)
+{
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
+    const char *params[] = {idbuf};
+    PGresult *res = linli_pg_exec(pg, sql, 1, params);
+    if (!res)
+        return -1;
+    *found = PQntuples(res) == 1;
+    if (*found)
+        from_row(res, 0, out);
+    PQclear(res);
+    return 0;
+}
+
+int
+registry_page_args(linli_request_t *request, protobuf_c_boolean has_limit, int32_t limit_in,
+                   const char *cursor, size_t *limit, int64_t *after)
+{
+    *limit = REGISTRY_PAGE_DEFAULT;
+    *after = 0;
+    if (has_limit) {
+        if (limit_in < 1 || limit_in > REGISTRY_PAGE_MAX) {
+            linli_fail_field(request, 400, "out_of_range", "limit", "limit must be from 1 to %d",
+                             REGISTRY_PAGE_MAX);
+            return -1;
+        }
+        *limit = (size_t)limit_in;
+    }
+    if (cursor && !(*after = registry_parse_id(cursor))) {
+        linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
+        return -1;
+    }
+    return 0;
+}
+
+int
 registry_page_alloc(registry_page_t *page, size_t limit, size_t row_size, size_t view_size)
 {
     memset(page, 0, sizeof *page);

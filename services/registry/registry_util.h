@@ -46,7 +46,18 @@ size_t registry_grant_msgs(const registry_account_t *a, Linli__Grant *msgs, Linl
 int registry_emit(linli_pg_t *pg, const char *type, const char *kind, int64_t id, const char *area,
                   const ProtobufCMessage *data);
 
+//  Fills the record at out from row of res (a store's row reader).
+typedef void(registry_row_fn)(PGresult *res, int row, void *out);
+
+//  Run sql (one $1::bigint parameter: id) and read its one row, if any, into
+//  out with from_row; *found says whether there was one. 0 or -1.
+int registry_get_by_id(linli_pg_t *pg, const char *sql, int64_t id, registry_row_fn *from_row,
+                       void *out, bool *found);
+
 // ---------------------------------------------------------------- keyset lists
+
+#define REGISTRY_PAGE_DEFAULT 100 //  items per page unless limit says
+#define REGISTRY_PAGE_MAX 500     //  the most a page holds
 
 //  One page of a keyset list: the store's rows, their message views and the
 //  item pointers a List…Reply borrows (items = 1, next_cursor = 2 in every
@@ -58,6 +69,12 @@ typedef struct {
     size_t n;                 //  rows the store filled
     bool more;                //  rows follow this page
 } registry_page_t;
+
+//  A list request's paging: limit (default 100, 1..500) and the keyset
+//  cursor (the last id of the previous page; 0 without one). 0, or -1 after
+//  answering 400 (out_of_range limit, invalid_format cursor).
+int registry_page_args(linli_request_t *request, protobuf_c_boolean has_limit, int32_t limit_in,
+                       const char *cursor, size_t *limit, int64_t *after);
 
 //  Allocate a page of limit rows of row_size and views of view_size. 0, or
 //  -1 when out of memory (nothing held).

@@ -22,7 +22,6 @@
 
 #include <sodium.h>
 
-#define S_PAGE_MAX 500
 #define S_JOIN_CODE_DAYS 30
 
 // ---------------------------------------------------------------- helpers
@@ -565,10 +564,10 @@ s_list(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     const char *area = req->area ? req->area : registry_staff_scope(caller, 1);
     if (!area || linli_auth_rank_over(caller, area) < 1)
         return linli_fail_field(request, 403, "out_of_scope", "area", "that area is outside yours");
-    size_t limit = req->has_limit ? (size_t)req->limit : 100;
-    int64_t after = 0;
-    if (req->cursor && !(after = registry_parse_id(req->cursor)))
-        return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
+    size_t limit;
+    int64_t after;
+    if (registry_page_args(request, req->has_limit, req->limit, req->cursor, &limit, &after))
+        return 0;
 
     registry_volunteer_filter_t f = {.area = area, .skill = req->skill, .status = req->status};
     char hash[65];
@@ -626,10 +625,10 @@ s_status_log(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     const Linli__Registry__VolunteerStatusLogRequest *req =
         (const Linli__Registry__VolunteerStatusLogRequest *)msg;
     const Linli__Caller *caller = linli_request_caller(request);
-    size_t limit = req->has_limit ? (size_t)req->limit : 100;
-    int64_t after = 0;
-    if (req->cursor && !(after = registry_parse_id(req->cursor)))
-        return linli_fail_field(request, 400, "invalid_format", "cursor", "bad cursor");
+    size_t limit;
+    int64_t after;
+    if (registry_page_args(request, req->has_limit, req->limit, req->cursor, &limit, &after))
+        return 0;
     int64_t id = registry_parse_id(req->id);
     registry_volunteer_t v;
     bool found = false;

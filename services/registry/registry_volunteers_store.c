@@ -16,8 +16,9 @@
     "(extract(epoch from v.updated_at) * 1000)::bigint"
 
 static void
-s_from_row(PGresult *res, int row, registry_volunteer_t *v)
+s_from_row(PGresult *res, int row, void *out)
 {
+    registry_volunteer_t *v = out;
     memset(v, 0, sizeof *v);
     v->id = registry_col_int64(res, row, 0);
     registry_copy(v->name, sizeof v->name, PQgetvalue(res, row, 1));
@@ -40,23 +41,13 @@ int
 registry_volunteer_get(linli_pg_t *pg, int64_t id, bool lock, registry_volunteer_t *out,
                        bool *found)
 {
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    const char *params[] = {idbuf};
-    PGresult *res = linli_pg_exec(pg,
-                                  lock ? "SELECT " S_COLUMNS " FROM volunteers v "
-                                         "JOIN accounts a ON a.id = v.id WHERE v.id = $1::bigint "
-                                         "FOR UPDATE OF v"
-                                       : "SELECT " S_COLUMNS " FROM volunteers v "
-                                         "JOIN accounts a ON a.id = v.id WHERE v.id = $1::bigint",
-                                  1, params);
-    if (!res)
-        return -1;
-    *found = PQntuples(res) == 1;
-    if (*found)
-        s_from_row(res, 0, out);
-    PQclear(res);
-    return 0;
+    return registry_get_by_id(pg,
+                              lock ? "SELECT " S_COLUMNS " FROM volunteers v "
+                                     "JOIN accounts a ON a.id = v.id WHERE v.id = $1::bigint "
+                                     "FOR UPDATE OF v"
+                                   : "SELECT " S_COLUMNS " FROM volunteers v "
+                                     "JOIN accounts a ON a.id = v.id WHERE v.id = $1::bigint",
+                              id, s_from_row, out, found);
 }
 
 int
