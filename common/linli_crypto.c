@@ -143,6 +143,43 @@ linli_crypto_clear(void)
 
 //  ---- personal data at rest
 
+//  Nonces come from a per-thread pool of random bytes refilled 4 KiB at a
+//  time: one getrandom() per ~170 seals instead of one each (a bulk import
+//  seals two fields a row). A forked child drops the pool it inherited, so
+//  parent and child never use the same nonce.
+static _Thread_local unsigned char s_pool[4096];
+static _Thread_local size_t s_pool_used = sizeof s_pool;
+static pthread_once_t s_pool_once = PTHREAD_ONCE_INIT;
+
+static void
+s_pool_child(void)
+{
+    sodium_memzero(s_pool, sizeof s_pool);
+    s_pool_used = sizeof s_pool;
+}
+
+static void
+s_pool_register(void)
+{
+    pthread_atfork(NULL, NULL, s_pool_child);
+}
+
+static void
+s_random_pooled(unsigned char *out, size_t n)
+{
+    pthread_once(&s_pool_once, s_pool_register);
+    if (n > sizeof s_pool) {
+        randombytes_buf(out, n);
+        return;
+    }
+    if (sizeof s_pool - s_pool_used < n) {
+        randombytes_buf(s_pool, sizeof s_pool);
+        s_pool_used = 0;
+    }
+    memcpy(out, s_pool + s_pool_used, n);
+    s_pool_used += n;
+}
+
 char *
 linli_pii_encrypt(const char *plain)
 {
@@ -157,7 +194,7 @@ linli_pii_encrypt(const char *plain)
     unsigned char *bin = malloc(binlen);
     if (!bin)
         return NULL;
-    randombytes_buf(bin, npub);
+    s_random_pooled(bin, npub);
     unsigned long long clen = 0;
     crypto_aead_xchacha20poly1305_ietf_encrypt(bin + npub, &clen, (const unsigned char *)plain, len,
                                                (const unsigned char *)S_SEALED_AD,

@@ -270,7 +270,7 @@ s_parse(s_pass_t *pass, registry_csv_row_fn *on_row, const char *data, size_t le
 
 int
 registry_import_run_csv(linli_pg_t *pg, linli_pg_t *side, const registry_import_row_t *job,
-                        const char *data, size_t len, int64_t max_rows,
+                        const char *data, size_t len, int64_t max_rows, bool bulk,
                         int (*should_stop)(void *arg), void *stop_arg,
                         registry_import_outcome_t *out)
 {
@@ -327,6 +327,7 @@ registry_import_run_csv(linli_pg_t *pg, linli_pg_t *side, const registry_import_
         .actor = job->created_by > 0 ? actor : "import",
         .password_hash = NULL, //  imported people log in after a reset (SMS) later
         .dry_run = job->dry_run,
+        .bulk = bulk,
         .should_stop = should_stop,
         .stop_arg = stop_arg,
     };
@@ -584,7 +585,7 @@ s_runner_step(s_runner_t *self)
     } else {
         registry_import_outcome_t out;
         if (registry_import_run_csv(self->pg, self->side, &job, (const char *)data, len,
-                                    self->max_rows, s_runner_should_stop, self, &out)) {
+                                    self->max_rows, false, s_runner_should_stop, self, &out)) {
             if (self->terminated || zsys_interrupted) {
                 linli_info("import: job %" PRId64 " put back in the queue (stopping)", job.id);
                 registry_import_store_requeue(self->pg, job.id);
@@ -637,13 +638,15 @@ int
 registry_import_tool(registry_t *reg, const linli_config_t *config, int argc, char **argv)
 {
     const char *path = NULL;
-    bool city_admin = false, dry_run = false, bad = false;
+    bool city_admin = false, dry_run = false, bulk = false, bad = false;
     int64_t as = 0;
     for (int i = 0; i < argc && !bad; i++) {
         if (!strcmp(argv[i], "--as-city-admin"))
             city_admin = true;
         else if (!strcmp(argv[i], "--dry-run"))
             dry_run = true;
+        else if (!strcmp(argv[i], "--bulk"))
+            bulk = true;
         else if (!strcmp(argv[i], "--as") && i + 1 < argc)
             as = registry_parse_id(argv[++i]);
         else if (!path && argv[i][0] != '-')
@@ -654,7 +657,12 @@ registry_import_tool(registry_t *reg, const linli_config_t *config, int argc, ch
     //  Exactly one of --as-city-admin and --as: whose scope, said explicitly.
     if (bad || !path || city_admin == (as > 0)) {
         fprintf(stderr, "usage: linli-registry import-volunteers FILE (--as-city-admin | --as "
-                        "ACCOUNT_ID) [--dry-run]\n");
+                        "ACCOUNT_ID) [--dry-run] [--bulk]\n"
+                        "  --bulk  rebuild the indexes after the load instead of updating them "
+                        "row by row:\n"
+                        "          faster for a city's migration, but volunteers and accounts are "
+                        "locked\n"
+                        "          (no reads, no sign-ups) until it commits\n");
         return -1;
     }
     //  Whose scope the rows must fall in, and who is recorded as their creator.
@@ -705,8 +713,8 @@ registry_import_tool(registry_t *reg, const linli_config_t *config, int argc, ch
     if (pg && side &&
         registry_import_store_start(pg, "volunteers", as, grants, dry_run, &job) == 0) {
         if (registry_import_run_csv(pg, side, &job, len ? (const char *)map : "", len,
-                                    linli_config_int(config, "LINLI_IMPORT_MAX_ROWS"), NULL, NULL,
-                                    &out)) {
+                                    linli_config_int(config, "LINLI_IMPORT_MAX_ROWS"), bulk, NULL,
+                                    NULL, &out)) {
             registry_import_store_fail(pg, job.id, "interrupted",
                                        "the import could not finish (see the log)", 0);
             fprintf(stderr, "import-volunteers: job %" PRId64 " could not finish\n", job.id);

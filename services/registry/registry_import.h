@@ -35,7 +35,7 @@ typedef struct {
 //  job-level error, both recorded and the job let go of; -1 when it could
 //  not end (store trouble, or stopped): the caller releases or requeues it.
 int registry_import_run_csv(linli_pg_t *pg, linli_pg_t *side, const registry_import_row_t *job,
-                            const char *data, size_t len, int64_t max_rows,
+                            const char *data, size_t len, int64_t max_rows, bool bulk,
                             int (*should_stop)(void *arg), void *stop_arg,
                             registry_import_outcome_t *out);
 

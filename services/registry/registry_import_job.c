@@ -20,8 +20,96 @@
 #define S_COMMIT_TRIES 3       //  final transactions tried when a concurrent insert collides
 #define S_MAX_GRANTS 16
 
+#define S_ANNOUNCE_MAX 500     //  volunteers per volunteers.imported event
+#define S_ANNOUNCE_FETCH 20000 //  staged rows read per round trip while announcing
+
 static const char s_source[] = "/linli/registry";
-static const char s_type[] = "linli.registry.volunteer.registered";
+static const char s_type[] = "linli.registry.volunteers.imported";
+
+// ---------------------------------------------------------------- duplicates in the file
+
+//  The first line of each keyed hash seen in this file: open addressing on
+//  the hash's first 128 bits (a keyed hash: uniform, and two different
+//  numbers share 128 bits with odds of about 2^-100 in a city's file).
+typedef struct {
+    uint64_t key[2];
+    int64_t line; //  0: empty
+} s_seen_slot_t;
+
+typedef struct {
+    s_seen_slot_t *slots; //  owned
+    size_t cap, n;        //  cap a power of two
+} s_seen_t;
+
+static uint64_t
+s_hex64(const char *hex)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = hex[i];
+        v = v << 4 | (uint64_t)(c >= 'a' ? c - 'a' + 10 : c >= 'A' ? c - 'A' + 10 : c - '0');
+    }
+    return v;
+}
+
+static s_seen_slot_t *
+s_seen_slot(s_seen_slot_t *slots, size_t cap, const uint64_t key[2])
+{
+    size_t i = (size_t)key[0] & (cap - 1);
+    while (slots[i].line && (slots[i].key[0] != key[0] || slots[i].key[1] != key[1]))
+        i = (i + 1) & (cap - 1);
+    return &slots[i];
+}
+
+//  Grow t to hold n keys at a load under one half. 0 or -1.
+static int
+s_seen_grow(s_seen_t *t, size_t n)
+{
+    size_t cap = t->cap ? t->cap : 4096;
+    while (n * 2 > cap)
+        cap *= 2;
+    if (cap == t->cap)
+        return 0;
+    s_seen_slot_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return -1;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].line)
+            *s_seen_slot(slots, cap, t->slots[i].key) = t->slots[i];
+    free(t->slots);
+    t->slots = slots;
+    t->cap = cap;
+    return 0;
+}
+
+//  Best effort: room for n keys now (a failure shows at the first add).
+static void
+s_seen_reserve(s_seen_t *t, int64_t n)
+{
+    if (n > 0 && (uint64_t)n < SIZE_MAX / 4)
+        s_seen_grow(t, (size_t)n);
+}
+
+//  *first: the line hex (a 64-digit keyed hash) was first seen on, line
+//  itself when it is new (and now remembered). 0, or -1 out of memory.
+static int
+s_seen_first(s_seen_t *t, const char *hex, int64_t line, int64_t *first)
+{
+    if (strnlen(hex, 32) < 32)
+        return -1;
+    if ((t->n + 1) * 2 > t->cap && s_seen_grow(t, t->n + 1))
+        return -1;
+    uint64_t key[2] = {s_hex64(hex), s_hex64(hex + 16)};
+    s_seen_slot_t *slot = s_seen_slot(t->slots, t->cap, key);
+    if (!slot->line) {
+        slot->key[0] = key[0];
+        slot->key[1] = key[1];
+        slot->line = line;
+        t->n++;
+    }
+    *first = slot->line;
+    return 0;
+}
 
 // ---------------------------------------------------------------- the work
 
@@ -42,11 +130,13 @@ struct registry_import_job_t {
     size_t n_ids, next_id; //  ids in the block / used
     uint8_t *buf;          //  owned: COPY data not yet sent
     size_t len, cap;
-    bool copying;     //  the COPY is open
-    bool set_wise_fk; //  check foreign keys once per set, not per row
-    bool stopped;     //  should_stop ended it
-    int64_t rows;     //  rows staged (good and refused)
-    int64_t expected; //  rows announced, for progress
+    bool copying;         //  the COPY is open
+    bool set_wise_fk;     //  check foreign keys once per set, not per row
+    bool stopped;         //  should_stop ended it
+    int64_t rows;         //  rows staged (good and refused)
+    int64_t expected;     //  rows announced, for progress
+    s_seen_t seen_ids;    //  ID numbers' hashes → first line
+    s_seen_t seen_phones; //  phones' hashes → first line
 };
 
 static int
@@ -320,7 +410,7 @@ registry_import_job_new(linli_pg_t *pg, linli_pg_t *side, const registry_import_
         "CREATE TEMP TABLE import_stage (line bigint, id bigint, name text, community text, "
         "id_number_enc text, id_number_hash text, phone_enc text, phone_hash text, gender text, "
         "birth_year int, political_status text, skills text, free_slots text, status text, "
-        "event_id text, payload bytea, code text, field text, message text)",
+        "payload bytea, code text, field text, message text)",
         "CREATE TEMP TABLE import_bad (line bigint PRIMARY KEY, code text NOT NULL, "
         "field text NOT NULL, message text NOT NULL)",
         NULL,
@@ -364,6 +454,8 @@ registry_import_job_destroy(registry_import_job_t **self_p)
     linli_pg_command(self->pg, "DROP TABLE IF EXISTS import_stage, import_bad", 0, NULL);
     free(self->communities);
     free(self->ids);
+    free(self->seen_ids.slots);
+    free(self->seen_phones.slots);
     free(self->buf);
     free(self);
     *self_p = NULL;
@@ -373,6 +465,9 @@ void
 registry_import_job_expect(registry_import_job_t *self, int64_t total)
 {
     self->expected = total;
+    //  Room for every row's hashes at once: no growing while staging.
+    s_seen_reserve(&self->seen_ids, total);
+    s_seen_reserve(&self->seen_phones, total);
     registry_import_store_progress(self->side, self->opts.job_id, NULL, total, self->rows);
 }
 
@@ -388,9 +483,9 @@ registry_import_job_reject(registry_import_job_t *self, int64_t line, const char
 {
     if (s_room(self))
         return -1;
-    s_u16(self, 19);
+    s_u16(self, 18);
     s_i64(self, line);
-    for (int i = 0; i < 15; i++)
+    for (int i = 0; i < 14; i++)
         s_null(self);
     s_text(self, code);
     s_text(self, field ? field : "");
@@ -399,15 +494,15 @@ registry_import_job_reject(registry_import_job_t *self, int64_t line, const char
     return s_tick(self);
 }
 
-//  Pack the row's event (a linli.Event holding a VolunteerEvent) into out[cap].
-//  Its length, or 0 when it does not fit.
+//  Pack the row's VolunteerEvent (what a volunteer.registered event would
+//  carry; announced in batches at the commit) into out[cap]. Its length, or
+//  0 when it does not fit.
 static size_t
-s_event(registry_import_job_t *self, int64_t id, const registry_person_t *p, const char *status,
-        char event_id[33], uint8_t *out, size_t cap)
+s_event_data(registry_import_job_t *self, int64_t id, const registry_person_t *p,
+             const char *status, uint8_t *out, size_t cap)
 {
-    char idbuf[24], subject[40];
+    char idbuf[24];
     snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    snprintf(subject, sizeof subject, "volunteer/%" PRId64, id);
     char bufs[2][REGISTRY_MAX_TAGS * 34 + 3];
     const char *skills[REGISTRY_MAX_TAGS], *slots[REGISTRY_MAX_TAGS];
     Linli__Registry__VolunteerEvent data = LINLI__REGISTRY__VOLUNTEER_EVENT__INIT;
@@ -423,28 +518,10 @@ s_event(registry_import_job_t *self, int64_t id, const registry_person_t *p, con
     data.actor = (char *)self->opts.actor;
     data.has_version = true;
     data.version = self->t0_ms; //  = updated_at of the row
-    uint8_t packed[4096];
-    size_t dlen = protobuf_c_message_get_packed_size(&data.base);
-    if (dlen > sizeof packed)
-        return 0;
-    protobuf_c_message_pack(&data.base, packed);
-
-    linli_event_new_id(event_id);
-    Linli__Event ev = LINLI__EVENT__INIT;
-    ev.id = event_id;
-    ev.source = (char *)s_source;
-    ev.type = (char *)s_type;
-    ev.time_ms = self->t0_ms;
-    ev.subject = subject;
-    ev.area = (char *)p->community;
-    ev.data_type = (char *)data.base.descriptor->name;
-    ev.has_data = true;
-    ev.data.data = packed;
-    ev.data.len = dlen;
-    size_t len = linli__event__get_packed_size(&ev);
+    size_t len = protobuf_c_message_get_packed_size(&data.base);
     if (len > cap)
         return 0;
-    return linli__event__pack(&ev, out);
+    return protobuf_c_message_pack(&data.base, out);
 }
 
 int
@@ -472,15 +549,31 @@ registry_import_job_add(registry_import_job_t *self, int64_t line,
     if (strcmp(status, "pending") && strcmp(status, "verified"))
         return registry_import_job_reject(self, line, "invalid_value", "status",
                                           "status must be pending or verified");
+    //  The same person twice in the file: the first stays, the others are
+    //  refused (each row is checked against every good row before it, as
+    //  the ID number, then the phone).
+    int64_t id_first, phone_first;
+    if (s_seen_first(&self->seen_ids, p.id_number_hash, line, &id_first) ||
+        s_seen_first(&self->seen_phones, p.phone_hash, line, &phone_first)) {
+        linli_error("import: job %" PRId64 ": out of memory", self->opts.job_id);
+        return -1;
+    }
+    if (id_first != line || phone_first != line) {
+        bool by_id = id_first != line;
+        char message[96];
+        snprintf(message, sizeof message, "the same %s is on line %" PRId64 " of this file",
+                 by_id ? "id_number" : "phone", by_id ? id_first : phone_first);
+        return registry_import_job_reject(self, line, "duplicate_in_file",
+                                          by_id ? "id_number" : "phone", message);
+    }
     int64_t id = s_next_id(self);
     if (!id)
         return -1;
-    char event_id[33];
-    uint8_t event[6144];
-    size_t elen = s_event(self, id, &p, status, event_id, event, sizeof event);
+    uint8_t event[4096];
+    size_t elen = s_event_data(self, id, &p, status, event, sizeof event);
     if (!elen || s_room(self))
         return -1;
-    s_u16(self, 19);
+    s_u16(self, 18);
     s_i64(self, line);
     s_i64(self, id);
     s_text(self, p.name);
@@ -495,7 +588,6 @@ registry_import_job_add(registry_import_job_t *self, int64_t line,
     s_text(self, p.skills);
     s_text(self, p.free_slots);
     s_text(self, status);
-    s_text(self, event_id);
     s_bytes(self, event, elen);
     s_null(self);
     s_null(self);
@@ -506,34 +598,21 @@ registry_import_job_add(registry_import_job_t *self, int64_t line,
 
 // ---------------------------------------------------------------- the final transaction
 
-//  Refused rows: those C refused, then in-file and database duplicates of
-//  the rest, found set-wise (hash aggregates and joins, no per-row probes).
+//  Refused rows: those C refused (in-file duplicates among them), then the
+//  rest's duplicates in the database, found set-wise (joins, no per-row probes).
 static const char s_find_bad[] =
     "INSERT INTO import_bad (line, code, field, message) "
     "SELECT line, code, coalesce(field, ''), message FROM import_stage WHERE code IS NOT NULL "
     "UNION ALL "
     "SELECT s.line, "
-    "  CASE WHEN di.first IS NOT NULL OR dp.first IS NOT NULL THEN 'duplicate_in_file' "
-    "       WHEN v.id IS NOT NULL THEN 'duplicate_id_number' ELSE 'phone_taken' END, "
-    "  CASE WHEN di.first IS NOT NULL THEN 'id_number' WHEN dp.first IS NOT NULL THEN 'phone' "
-    "       WHEN v.id IS NOT NULL THEN 'id_number' ELSE 'phone' END, "
-    "  CASE WHEN di.first IS NOT NULL "
-    "       THEN 'the same id_number is on line ' || di.first || ' of this file' "
-    "       WHEN dp.first IS NOT NULL "
-    "       THEN 'the same phone is on line ' || dp.first || ' of this file' "
-    "       WHEN v.id IS NOT NULL THEN 'a volunteer with this id_number is registered already' "
+    "  CASE WHEN v.id IS NOT NULL THEN 'duplicate_id_number' ELSE 'phone_taken' END, "
+    "  CASE WHEN v.id IS NOT NULL THEN 'id_number' ELSE 'phone' END, "
+    "  CASE WHEN v.id IS NOT NULL THEN 'a volunteer with this id_number is registered already' "
     "       ELSE 'an account with this phone exists already' END "
     "FROM import_stage s "
-    "LEFT JOIN (SELECT id_number_hash, min(line) AS first FROM import_stage WHERE code IS NULL "
-    "           GROUP BY 1 HAVING count(*) > 1) di "
-    "  ON di.id_number_hash = s.id_number_hash AND di.first <> s.line "
-    "LEFT JOIN (SELECT phone_hash, min(line) AS first FROM import_stage WHERE code IS NULL "
-    "           GROUP BY 1 HAVING count(*) > 1) dp "
-    "  ON dp.phone_hash = s.phone_hash AND dp.first <> s.line "
     "LEFT JOIN volunteers v ON v.id_number_hash = s.id_number_hash "
     "LEFT JOIN accounts a ON a.phone_hash = s.phone_hash "
-    "WHERE s.code IS NULL "
-    "  AND (di.first IS NOT NULL OR dp.first IS NOT NULL OR v.id IS NOT NULL OR a.id IS NOT NULL)";
+    "WHERE s.code IS NULL AND (v.id IS NOT NULL OR a.id IS NOT NULL)";
 
 static const char s_insert_accounts[] =
     "INSERT INTO accounts (id, kind, name, phone_enc, phone_hash, password_hash, area, "
@@ -551,10 +630,6 @@ static const char s_insert_volunteers[] =
     "t, t FROM import_stage, "
     "(SELECT timestamptz 'epoch' + $2::bigint * interval '1 millisecond' AS t) t0";
 
-static const char s_insert_events[] =
-    "INSERT INTO outbox (event_id, type, area, payload) "
-    "SELECT event_id, 'linli.registry.volunteer.registered', community, payload FROM import_stage";
-
 //  Run one statement of the final transaction; *rows its row count, *state
 //  its SQLSTATE on failure. 0 or -1.
 static int
@@ -568,6 +643,130 @@ s_step(linli_pg_t *pg, const char *sql, int n, const char *const *params, int64_
         *rows = strtoll(PQcmdTuples(res), NULL, 10);
     PQclear(res);
     return 0;
+}
+
+// ---------------------------------------------------------------- announcing
+
+//  One volunteers.imported event being gathered: one community's entries,
+//  each a packed VolunteerEvent behind its field-3 tag and length, so the
+//  bytes are a VolunteersImported message without unpacking anything.
+typedef struct {
+    char community[16];
+    uint8_t *entries; //  owned
+    size_t len, cap;
+    size_t n;
+} s_batch_t;
+
+static int
+s_batch_add(s_batch_t *b, const uint8_t *data, size_t len)
+{
+    if (b->len + len + 16 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 65536;
+        while (cap < b->len + len + 16)
+            cap *= 2;
+        uint8_t *entries = realloc(b->entries, cap);
+        if (!entries)
+            return -1;
+        b->entries = entries;
+        b->cap = cap;
+    }
+    b->entries[b->len++] = (3 << 3) | 2; //  field 3, length-delimited
+    for (size_t v = len;; v >>= 7) {
+        b->entries[b->len++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    memcpy(b->entries + b->len, data, len);
+    b->len += len;
+    b->n++;
+    return 0;
+}
+
+//  Append the gathered batch to the outbox and empty it. 0 or -1.
+static int
+s_batch_flush(registry_import_job_t *self, s_batch_t *b)
+{
+    char job[24], subject[40];
+    snprintf(job, sizeof job, "%" PRId64, self->opts.job_id);
+    snprintf(subject, sizeof subject, "import/%" PRId64, self->opts.job_id);
+    Linli__Registry__VolunteersImported head = LINLI__REGISTRY__VOLUNTEERS_IMPORTED__INIT;
+    head.community = b->community;
+    head.job_id = job;
+    size_t hlen = protobuf_c_message_get_packed_size(&head.base);
+    uint8_t *data = malloc(hlen + b->len);
+    if (!data)
+        return -1;
+    protobuf_c_message_pack(&head.base, data);
+    memcpy(data + hlen, b->entries, b->len);
+    char event_id[33];
+    linli_event_new_id(event_id);
+    Linli__Event ev = LINLI__EVENT__INIT;
+    ev.id = event_id;
+    ev.source = (char *)s_source;
+    ev.type = (char *)s_type;
+    ev.time_ms = self->t0_ms;
+    ev.subject = subject;
+    ev.area = b->community;
+    ev.data_type = (char *)head.base.descriptor->name;
+    ev.has_data = true;
+    ev.data.data = data;
+    ev.data.len = hlen + b->len;
+    int rc = linli_outbox_append(self->pg, &ev);
+    free(data);
+    b->len = b->n = 0;
+    return rc;
+}
+
+//  The staged volunteers, announced by community in events of at most
+//  S_ANNOUNCE_MAX, inside the final transaction (a cursor over the staging
+//  table, read in binary). 0 or -1 (state set when the server said why).
+static int
+s_announce(registry_import_job_t *self, char state[6])
+{
+    if (s_step(self->pg,
+               "DECLARE import_announce NO SCROLL CURSOR FOR "
+               "SELECT community, payload FROM import_stage ORDER BY community, id",
+               0, NULL, NULL, state))
+        return -1;
+    PGconn *conn = linli_pg_conn(self->pg);
+    if (!conn)
+        return -1;
+    char fetch[64];
+    snprintf(fetch, sizeof fetch, "FETCH %d FROM import_announce", S_ANNOUNCE_FETCH);
+    s_batch_t b = {.n = 0};
+    int rc = 0;
+    while (rc == 0) {
+        PGresult *res = PQexecParams(conn, fetch, 0, NULL, NULL, NULL, NULL, 1);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            snprintf(state, 6, "%s", code ? code : "");
+            linli_error("import: job %" PRId64 ": announcing failed: %s", self->opts.job_id,
+                        PQerrorMessage(conn));
+            PQclear(res);
+            rc = -1;
+            break;
+        }
+        int n = PQntuples(res);
+        for (int i = 0; i < n && rc == 0; i++) {
+            const char *community = PQgetvalue(res, i, 0);
+            if (b.n && (b.n == S_ANNOUNCE_MAX || strcmp(community, b.community)))
+                rc = s_batch_flush(self, &b);
+            if (rc == 0 && b.n == 0)
+                snprintf(b.community, sizeof b.community, "%s", community);
+            if (rc == 0)
+                rc = s_batch_add(&b, (const uint8_t *)PQgetvalue(res, i, 1),
+                                 (size_t)PQgetlength(res, i, 1));
+        }
+        PQclear(res);
+        if (n == 0)
+            break;
+    }
+    if (rc == 0 && b.n)
+        rc = s_batch_flush(self, &b);
+    free(b.entries);
+    if (rc == 0)
+        rc = s_step(self->pg, "CLOSE import_announce", 0, NULL, NULL, state);
+    return rc;
 }
 
 //  The foreign-key triggers' checks, once for the whole set, with their row
@@ -604,6 +803,82 @@ s_check_keys(registry_import_job_t *self, const char *creator, char state[6])
     return s_step(self->pg, "SET LOCAL session_replication_role = replica", 0, NULL, NULL, state);
 }
 
+// ---------------------------------------------------------------- bulk mode
+
+#define S_BULK_INDEXES 32
+
+//  A secondary index of accounts or volunteers, as bulk mode rebuilds it.
+typedef struct {
+    char drop[256];  //  the statement that drops it
+    char build[512]; //  the statement that builds it again
+} s_index_t;
+
+//  Bulk mode, before the inserts: drop the secondary indexes of accounts
+//  and volunteers (unique ones as constraints), remembering how to build
+//  them; *n how many. Dropping holds both tables ACCESS EXCLUSIVE until the
+//  commit: reads and sign-ups wait. 0 or -1.
+static int
+s_bulk_drop(registry_import_job_t *self, s_index_t *ix, int *n, char state[6])
+{
+    *n = 0;
+    PGresult *res = linli_pg_exec_state(
+        self->pg,
+        "SELECT i.indrelid::regclass::text, i.indexrelid::regclass::text, "
+        "  coalesce(quote_ident(c.conname), ''), "
+        "  CASE WHEN c.oid IS NULL THEN pg_get_indexdef(i.indexrelid) "
+        "       ELSE pg_get_constraintdef(c.oid) END "
+        "FROM pg_index i LEFT JOIN pg_constraint c "
+        "  ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('u', 'x') "
+        "WHERE i.indrelid IN ('accounts'::regclass, 'volunteers'::regclass) "
+        "  AND NOT i.indisprimary ORDER BY 2",
+        0, NULL, state);
+    if (!res)
+        return -1;
+    int rows = PQntuples(res);
+    int rc = rows > S_BULK_INDEXES ? -1 : 0;
+    for (int r = 0; rc == 0 && r < rows; r++) {
+        const char *table = PQgetvalue(res, r, 0), *index = PQgetvalue(res, r, 1);
+        const char *con = PQgetvalue(res, r, 2), *def = PQgetvalue(res, r, 3);
+        s_index_t *x = &ix[*n];
+        int a, b;
+        if (*con) {
+            a = snprintf(x->drop, sizeof x->drop, "ALTER TABLE %s DROP CONSTRAINT %s", table, con);
+            b = snprintf(x->build, sizeof x->build, "ALTER TABLE %s ADD CONSTRAINT %s %s", table,
+                         con, def);
+        } else {
+            a = snprintf(x->drop, sizeof x->drop, "DROP INDEX %s", index);
+            b = snprintf(x->build, sizeof x->build, "%s", def);
+        }
+        if (a < 0 || (size_t)a >= sizeof x->drop || b < 0 || (size_t)b >= sizeof x->build)
+            rc = -1;
+        else
+            (*n)++;
+    }
+    PQclear(res);
+    if (rc) {
+        linli_error("import: job %" PRId64 ": bulk mode cannot handle these indexes",
+                    self->opts.job_id);
+        return -1;
+    }
+    for (int i = 0; i < *n; i++)
+        if (s_step(self->pg, ix[i].drop, 0, NULL, NULL, state))
+            return -1;
+    return 0;
+}
+
+//  Bulk mode, after the inserts: build every dropped index again (each one
+//  sort; a unique one fails the transaction on a duplicate). 0 or -1.
+static int
+s_bulk_build(registry_import_job_t *self, const s_index_t *ix, int n, char state[6])
+{
+    if (s_step(self->pg, "SET LOCAL maintenance_work_mem = '512MB'", 0, NULL, NULL, state))
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (s_step(self->pg, ix[i].build, 0, NULL, NULL, state))
+            return -1;
+    return 0;
+}
+
 //  One try of the final transaction. 0, or -1 with state set ("23505": a
 //  concurrent insert took a phone or ID number: try again).
 static int
@@ -631,11 +906,16 @@ s_write(registry_import_job_t *self, registry_import_result_t *out, char state[6
         return -1;
     if (self->set_wise_fk && s_check_keys(self, creator, state))
         return -1;
+    s_index_t indexes[S_BULK_INDEXES];
+    int n_indexes = 0;
+    if (self->opts.bulk && s_bulk_drop(self, indexes, &n_indexes, state))
+        return -1;
     const char *ap[] = {self->opts.password_hash, creator, self->t0};
     const char *vp[] = {creator, self->t0};
     if (s_step(self->pg, s_insert_accounts, 3, ap, &out->imported, state) ||
         s_step(self->pg, s_insert_volunteers, 2, vp, NULL, state) ||
-        s_step(self->pg, s_insert_events, 0, NULL, NULL, state))
+        (self->opts.bulk && s_bulk_build(self, indexes, n_indexes, state)) ||
+        s_announce(self, state))
         return -1;
     if (self->set_wise_fk &&
         s_step(self->pg, "SET LOCAL session_replication_role = origin", 0, NULL, NULL, state))

@@ -2,7 +2,8 @@
 //  registry_import_store's). Rows are checked and sealed in C
 //  (registry_person_prepare), streamed by binary COPY into a TEMP staging
 //  table, and written in ONE transaction: duplicates found set-wise, then
-//  accounts, volunteers, one outbox event per volunteer, the row errors and
+//  accounts, volunteers, volunteers.imported events (by community, up to
+//  500 volunteers each), the row errors and
 //  the job's counts together — nothing half-written. The HTTP jobs' runner,
 //  the CLI and the demo loader share it.
 #ifndef REGISTRY_IMPORT_JOB_H
@@ -26,6 +27,8 @@ typedef struct {
     const char *actor;         //  "actor" of the events: the creator's id, or "import"
     const char *password_hash; //  every account's (demo); NULL = none (they log in after a reset)
     bool dry_run;              //  write the report only
+    bool bulk; //  drop the secondary indexes before the inserts and build them after (a
+               //  city's migration: both tables are locked until the commit)
     int (*should_stop)(void *arg); //  polled every batch; nonzero ends the job (may be NULL)
     void *stop_arg;
 } registry_import_opts_t;

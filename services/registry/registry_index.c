@@ -17,6 +17,8 @@
 
 #define S_TYPE_PREFIX "linli.registry.volunteer."
 #define S_DATA_TYPE "linli.registry.VolunteerEvent"
+#define S_IMPORTED_TYPE "linli.registry.volunteers.imported"
+#define S_IMPORTED_DATA_TYPE "linli.registry.VolunteersImported"
 //  Rows per PostgreSQL page and scripts per Redis round trip in a rebuild.
 #define S_PAGE_ROWS 5000
 #define S_BATCH 1000
@@ -465,75 +467,6 @@ registry_index_poll(registry_index_t *self, int block_ms)
     return self ? linli_consumer_poll(self->consumer, block_ms) : -1;
 }
 
-int
-registry_index_handle(void *arg, const char *stream_id, const Linli__Event *event)
-{
-    (void)stream_id;
-    registry_index_t *self = (registry_index_t *)arg;
-    if (strncmp(event->type, S_TYPE_PREFIX, strlen(S_TYPE_PREFIX)) != 0)
-        return 0; //  not ours to index: acknowledged
-    if (!event->data_type || strcmp(event->data_type, S_DATA_TYPE) || !event->has_data) {
-        linli_log_ctx(LINLI_LOG_WARN, NULL, event->id, "index: %s without %s data; ignored",
-                      event->type, S_DATA_TYPE);
-        return 0;
-    }
-    Linli__Registry__VolunteerEvent *v =
-        linli__registry__volunteer_event__unpack(NULL, event->data.len, event->data.data);
-    if (!v) {
-        //  It will never parse: retrying would only block the group.
-        linli_log_ctx(LINLI_LOG_ERROR, NULL, event->id, "index: %s data does not parse; ignored",
-                      event->type);
-        return 0;
-    }
-    char *end = NULL;
-    long long id = strtoll(v->id, &end, 10);
-    if (!v->has_version)
-        //  Older producers: the event time orders updates of one volunteer as well.
-        linli_log_ctx(LINLI_LOG_WARN, NULL, event->id, "index: %s without version; using its time",
-                      event->type);
-    int64_t version = v->has_version ? v->version : event->time_ms;
-    s_entry_t e;
-    if (!end || *end || s_entry_init(&e, (int64_t)id, version, v->status, v->community)) {
-        linli_log_ctx(LINLI_LOG_ERROR, NULL, event->id, "index: %s not indexable; ignored",
-                      event->type);
-        linli__registry__volunteer_event__free_unpacked(v, NULL);
-        return 0;
-    }
-    for (size_t i = 0; i < v->n_skills; i++)
-        s_list_add(e.skills, sizeof e.skills, v->skills[i], strlen(v->skills[i]), e.id);
-    for (size_t i = 0; i < v->n_free_slots; i++)
-        s_list_add(e.slots, sizeof e.slots, v->free_slots[i], strlen(v->free_slots[i]), e.id);
-    linli__registry__volunteer_event__free_unpacked(v, NULL);
-
-    if (s_centres_place(&self->centres, self->pg, &e))
-        return -1; //  PostgreSQL down: try again later rather than index no position
-    bool applied = false;
-    if (s_apply_one(self->redis, &self->apply, &e, &applied))
-        return -1;
-    if (!applied)
-        linli_log_ctx(LINLI_LOG_DEBUG, NULL, event->id,
-                      "index: volunteer %s version %s is not newer than the index's; ignored", e.id,
-                      e.version);
-    return 0;
-}
-
-// ---------------------------------------------------------------- rebuild
-
-//  The rebuild's working state.
-typedef struct {
-    linli_pg_t *pg;               //  borrowed
-    linli_redis_t *redis;         //  borrowed
-    s_script_t apply;             //  apply script
-    s_script_t forget;            //  forget script
-    s_centres_t centres;          //  area centres, owned
-    int64_t *seen;                //  ids read from PostgreSQL, ascending; owned
-    size_t n_seen;                //  how many
-    size_t cap_seen;              //  allocated
-    const char *(*argv)[13];      //  S_BATCH argument vectors for a pipeline; owned
-    char (*ids)[24];              //  S_BATCH decimal ids the sweep's vectors borrow; owned
-    registry_index_stats_t stats; //  what it did
-} s_rebuild_t;
-
 //  Run script over n argument vectors in one pipeline, counting replies of
 //  1 in *ones when not NULL. Loads the script first and again on NOSCRIPT;
 //  a failed round trip is retried (the scripts are idempotent). 0 or -1.
@@ -562,9 +495,9 @@ s_run_batch(linli_redis_t *redis, s_script_t *script, int n, const int *argcs, c
             } else if (replies[i]->type == REDIS_REPLY_INTEGER) {
                 got += replies[i]->integer == 1;
             } else {
-                linli_error("index: rebuild: %s", replies[i]->type == REDIS_REPLY_ERROR
-                                                      ? replies[i]->str
-                                                      : "unexpected reply");
+                linli_error("index: %s", replies[i]->type == REDIS_REPLY_ERROR
+                                             ? replies[i]->str
+                                             : "unexpected reply");
                 failed = true;
             }
             freeReplyObject(replies[i]);
@@ -582,9 +515,135 @@ s_run_batch(linli_redis_t *redis, s_script_t *script, int n, const int *argcs, c
             return 0;
         }
     }
-    linli_error("index: rebuild: Redis failed three times on one batch");
+    linli_error("index: Redis failed three times on one batch");
     return -1;
 }
+
+//  e from v (an event's data), positioned; fallback is the version of data
+//  without one. 1 filled, 0 not indexable (logged: acknowledged and
+//  skipped), -1 when PostgreSQL is down (try again later rather than index
+//  no position).
+static int
+s_entry_from(registry_index_t *self, const Linli__Registry__VolunteerEvent *v, int64_t fallback,
+             const char *event_id, s_entry_t *e)
+{
+    char *end = NULL;
+    long long id = strtoll(v->id, &end, 10);
+    if (!v->has_version)
+        //  Older producers: the event time orders updates of one volunteer as well.
+        linli_log_ctx(LINLI_LOG_WARN, NULL, event_id, "index: volunteer %s without version", v->id);
+    int64_t version = v->has_version ? v->version : fallback;
+    if (!end || *end || s_entry_init(e, (int64_t)id, version, v->status, v->community)) {
+        linli_log_ctx(LINLI_LOG_ERROR, NULL, event_id, "index: volunteer %s not indexable; ignored",
+                      v->id);
+        return 0;
+    }
+    for (size_t i = 0; i < v->n_skills; i++)
+        s_list_add(e->skills, sizeof e->skills, v->skills[i], strlen(v->skills[i]), e->id);
+    for (size_t i = 0; i < v->n_free_slots; i++)
+        s_list_add(e->slots, sizeof e->slots, v->free_slots[i], strlen(v->free_slots[i]), e->id);
+    return s_centres_place(&self->centres, self->pg, e) ? -1 : 1;
+}
+
+//  A volunteers.imported event: its entries applied in one pipeline (an
+//  equal version skipped, as for single events). 0 or -1.
+static int
+s_handle_imported(registry_index_t *self, const Linli__Event *event)
+{
+    Linli__Registry__VolunteersImported *batch =
+        linli__registry__volunteers_imported__unpack(NULL, event->data.len, event->data.data);
+    if (!batch) {
+        linli_log_ctx(LINLI_LOG_ERROR, NULL, event->id, "index: %s data does not parse; ignored",
+                      event->type);
+        return 0;
+    }
+    size_t n = batch->n_volunteers;
+    s_entry_t *entries = n ? malloc(n * sizeof *entries) : NULL;
+    const char *(*argv)[13] = n ? malloc(n * sizeof *argv) : NULL;
+    const char ***argvs = n ? malloc(n * sizeof *argvs) : NULL;
+    int *argcs = n ? malloc(n * sizeof *argcs) : NULL;
+    int rc = 0;
+    if (n && (!entries || !argv || !argvs || !argcs))
+        rc = -1;
+    int k = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int got = s_entry_from(self, batch->volunteers[i], event->time_ms, event->id, &entries[k]);
+        if (got < 0)
+            rc = -1;
+        else if (got > 0) {
+            argvs[k] = argv[k];
+            argcs[k] =
+                s_apply_argv(&entries[k], "", linli_redis_prefix(self->redis), false, argv[k]);
+            k++;
+        }
+    }
+    for (int start = 0; rc == 0 && start < k; start += S_BATCH) {
+        int count = k - start < S_BATCH ? k - start : S_BATCH;
+        rc = s_run_batch(self->redis, &self->apply, count, argcs + start, argvs + start, NULL);
+    }
+    free(argcs);
+    free(argvs);
+    free(argv);
+    free(entries);
+    linli__registry__volunteers_imported__free_unpacked(batch, NULL);
+    return rc;
+}
+
+int
+registry_index_handle(void *arg, const char *stream_id, const Linli__Event *event)
+{
+    (void)stream_id;
+    registry_index_t *self = (registry_index_t *)arg;
+    bool imported = !strcmp(event->type, S_IMPORTED_TYPE);
+    if (!imported && strncmp(event->type, S_TYPE_PREFIX, strlen(S_TYPE_PREFIX)) != 0)
+        return 0; //  not ours to index: acknowledged
+    const char *data_type = imported ? S_IMPORTED_DATA_TYPE : S_DATA_TYPE;
+    if (!event->data_type || strcmp(event->data_type, data_type) || !event->has_data) {
+        linli_log_ctx(LINLI_LOG_WARN, NULL, event->id, "index: %s without %s data; ignored",
+                      event->type, data_type);
+        return 0;
+    }
+    if (imported)
+        return s_handle_imported(self, event);
+    Linli__Registry__VolunteerEvent *v =
+        linli__registry__volunteer_event__unpack(NULL, event->data.len, event->data.data);
+    if (!v) {
+        //  It will never parse: retrying would only block the group.
+        linli_log_ctx(LINLI_LOG_ERROR, NULL, event->id, "index: %s data does not parse; ignored",
+                      event->type);
+        return 0;
+    }
+    s_entry_t e;
+    int got = s_entry_from(self, v, event->time_ms, event->id, &e);
+    linli__registry__volunteer_event__free_unpacked(v, NULL);
+    if (got <= 0)
+        return got;
+    bool applied = false;
+    if (s_apply_one(self->redis, &self->apply, &e, &applied))
+        return -1;
+    if (!applied)
+        linli_log_ctx(LINLI_LOG_DEBUG, NULL, event->id,
+                      "index: volunteer %s version %s is not newer than the index's; ignored", e.id,
+                      e.version);
+    return 0;
+}
+
+// ---------------------------------------------------------------- rebuild
+
+//  The rebuild's working state.
+typedef struct {
+    linli_pg_t *pg;               //  borrowed
+    linli_redis_t *redis;         //  borrowed
+    s_script_t apply;             //  apply script
+    s_script_t forget;            //  forget script
+    s_centres_t centres;          //  area centres, owned
+    int64_t *seen;                //  ids read from PostgreSQL, ascending; owned
+    size_t n_seen;                //  how many
+    size_t cap_seen;              //  allocated
+    const char *(*argv)[13];      //  S_BATCH argument vectors for a pipeline; owned
+    char (*ids)[24];              //  S_BATCH decimal ids the sweep's vectors borrow; owned
+    registry_index_stats_t stats; //  what it did
+} s_rebuild_t;
 
 //  Apply entries [0, n) in pipelines of S_BATCH. 0 or -1.
 static int

@@ -4,6 +4,9 @@
 //  scope and access, and a runner killed mid-job (another one finishes it).
 #include "test_suite.h"
 
+#include "linli/events.pb-c.h"
+#include "linli/registry.pb-c.h"
+
 #include <libpq-fe.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 static ts_suite_t s_suite;
@@ -42,6 +46,64 @@ s_sql_long(const char *sql)
     long v = atol(PQgetvalue(res, 0, 0));
     PQclear(res);
     return v;
+}
+
+static int
+s_cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+//  Volunteers announced by linli.registry.volunteers.imported events in the
+//  outbox whose area is in areas (an SQL list). Every event must name one
+//  community, hold only that community's volunteers and at most 500; *dups
+//  (may be NULL) counts ids announced more than once.
+static long
+s_announced(const char *areas, long *dups)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT payload FROM registry.outbox WHERE type = "
+             "'linli.registry.volunteers.imported' AND area IN (%s)",
+             areas);
+    PGresult *res = PQexecParams(s_db, sql, 0, NULL, NULL, NULL, NULL, 1);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    long n = 0, cap = 1024;
+    long long *ids = malloc((size_t)cap * sizeof *ids);
+    assert_non_null(ids);
+    for (int r = 0; r < PQntuples(res); r++) {
+        Linli__Event *ev = linli__event__unpack(NULL, (size_t)PQgetlength(res, r, 0),
+                                                (const uint8_t *)PQgetvalue(res, r, 0));
+        assert_non_null(ev);
+        assert_string_equal(ev->data_type, "linli.registry.VolunteersImported");
+        Linli__Registry__VolunteersImported *b =
+            linli__registry__volunteers_imported__unpack(NULL, ev->data.len, ev->data.data);
+        assert_non_null(b);
+        assert_string_equal(b->community, ev->area);
+        assert_true(b->n_volunteers >= 1 && b->n_volunteers <= 500);
+        for (size_t i = 0; i < b->n_volunteers; i++) {
+            assert_string_equal(b->volunteers[i]->community, b->community);
+            assert_true(b->volunteers[i]->has_version);
+            if (n == cap) {
+                cap *= 2;
+                ids = realloc(ids, (size_t)cap * sizeof *ids);
+                assert_non_null(ids);
+            }
+            ids[n++] = atoll(b->volunteers[i]->id);
+        }
+        linli__registry__volunteers_imported__free_unpacked(b, NULL);
+        linli__event__free_unpacked(ev, NULL);
+    }
+    PQclear(res);
+    qsort(ids, (size_t)n, sizeof *ids, s_cmp_ll);
+    long d = 0;
+    for (long i = 1; i < n; i++)
+        d += ids[i] == ids[i - 1];
+    if (dups)
+        *dups = d;
+    free(ids);
+    return n;
 }
 
 static long
@@ -202,6 +264,7 @@ test_good_and_bad_rows(void **state)
     const char *c1_events = "SELECT count(*) FROM registry.outbox WHERE type = "
                             "'linli.registry.volunteer.registered' AND area = '" C1 "'";
     long events_before = s_sql_long(c1_events);
+    long announced_before = s_announced("'" C1 "'", NULL);
 
     //  A BOM, CRLF, columns in another order, quoting, blanks around values.
     char csv[4096];
@@ -278,12 +341,16 @@ test_good_and_bad_rows(void **state)
     assert_string_equal(s_str(&r, "community"), WUCHANG);
     ts_http_reply_free(&r);
 
-    //  No password yet; one registered event per volunteer, in the outbox.
+    //  No password yet; announced in a volunteers.imported event, not one
+    //  registered event each.
     assert_int_equal(s_sql_long("SELECT count(*) FROM registry.accounts a JOIN "
                                 "registry.volunteers v USING (id) WHERE v.source = 'import' "
                                 "AND a.password_hash IS NULL AND a.kind = 'volunteer'"),
                      4);
-    assert_int_equal(s_sql_long(c1_events), events_before + 2);
+    assert_int_equal(s_sql_long(c1_events), events_before);
+    long dups = -1;
+    assert_int_equal(s_announced("'" C1 "'", &dups), announced_before + 2);
+    assert_int_equal(dups, 0);
     char sql[256];
     //  The file is gone once the job is done.
     snprintf(sql, sizeof sql, "SELECT count(*) FROM registry.import_files WHERE job_id = %s", job);
@@ -521,15 +588,118 @@ test_runner_killed(void **state)
     assert_int_equal(s_volunteers(), before + 30000);
     snprintf(sql, sizeof sql, "SELECT attempts FROM registry.import_jobs WHERE id = %s", job);
     assert_int_equal(s_sql_long(sql), 2);
-    //  Exactly one event per volunteer, however many runners began the job.
+    //  Every volunteer announced exactly once, however many runners began the job.
+    long dups = -1;
     assert_int_equal(s_sql_long("SELECT count(*) FROM registry.outbox WHERE area IN ('" C1 "', '" C2
-                                "') AND type = 'linli.registry.volunteer.registered'"),
+                                "') AND type = 'linli.registry.volunteer.registered'") +
+                         s_announced("'" C1 "', '" C2 "'", &dups),
                      s_sql_long("SELECT count(*) FROM registry.volunteers WHERE community IN ('" C1
                                 "', '" C2 "')"));
+    assert_int_equal(dups, 0);
     free(job);
     free(csv);
     //  A replacement, so the suite ends with its workers.
     assert_true(ts_suite_start_registry(&s_suite, slot) > 0);
+}
+
+//  One text from SQL (owned).
+static char *
+s_sql_text(const char *sql)
+{
+    PGresult *res = PQexec(s_db, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    char *v = strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return v;
+}
+
+//  The CLI's bulk mode (a city's migration): good and bad rows as in any
+//  import; the indexes and constraints it dropped are all back, the same,
+//  and enforce uniqueness afterwards.
+static void
+test_cli_bulk(void **state)
+{
+    (void)state;
+    static const char schema_sql[] =
+        "SELECT string_agg(d, ';' ORDER BY d) FROM ("
+        " SELECT indexdef AS d FROM pg_indexes WHERE schemaname = 'registry' "
+        "   AND tablename IN ('accounts', 'volunteers') "
+        " UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint "
+        "   WHERE conrelid IN ('registry.accounts'::regclass, 'registry.volunteers'::regclass)) x";
+    char *schema_before = s_sql_text(schema_sql);
+
+    //  Signed up already: the file meets this person again.
+    char known[19], body[512];
+    ts_id_number("420102", "19340404", 1, known);
+    snprintf(body, sizeof body,
+             "{\"name\":\"已注册\",\"id_number\":\"%s\",\"phone\":\"13903049999\","
+             "\"community\":\"" C2 "\"}",
+             known);
+    ts_http_reply_t r = s_req("POST", "/v1/volunteers", s_admin, body);
+    assert_int_equal(r.status, 201);
+    ts_http_reply_free(&r);
+
+    enum { GOOD = 300 };
+    char path[400];
+    snprintf(path, sizeof path, "%s/bulk.csv", s_suite.logdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "name,id_number,phone,community,skills,status\n");
+    char idn[19];
+    for (int i = 0; i < GOOD; i++) {
+        ts_id_number("420102", "19330303", i, idn);
+        fprintf(f, "迁移%d,%s,1390303%04d," C2 ",repair,verified\n", i, idn, i);
+    }
+    ts_id_number("420102", "19330303", 0, idn);
+    fprintf(f, "重复,%s,13903039998," C2 ",,\n", idn);     //  line GOOD + 2: in the file already
+    fprintf(f, "老会员,%s,13903039997," C2 ",,\n", known); //  GOOD + 3: registered already
+    fclose(f);
+    long before = s_volunteers(), announced = s_announced("'" C2 "'", NULL);
+
+    char bin[512], log[600];
+    ts_bin("linli-registry", bin, sizeof bin);
+    snprintf(log, sizeof log, "%s/import-bulk.log", s_suite.logdir);
+    const char *argv[] = {bin, "import-volunteers", path, "--as-city-admin", "--bulk", NULL};
+    pid_t pid = ts_spawn(argv, s_suite.envp, log);
+    assert_true(pid > 0);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    assert_int_equal(s_volunteers(), before + GOOD);
+    assert_int_equal(s_sql_long("SELECT imported * 1000 + rejected FROM registry.import_jobs "
+                                "WHERE kind = 'volunteers' ORDER BY id DESC LIMIT 1"),
+                     GOOD * 1000 + 2);
+    char sql[300];
+    snprintf(
+        sql, sizeof sql,
+        "SELECT string_agg(line || ':' || code, ',' ORDER BY line) FROM registry.import_errors "
+        "WHERE job_id = (SELECT max(id) FROM registry.import_jobs WHERE kind = 'volunteers')");
+    char *errors = s_sql_text(sql);
+    char want[96];
+    snprintf(want, sizeof want, "%d:duplicate_in_file,%d:duplicate_id_number", GOOD + 2, GOOD + 3);
+    assert_string_equal(errors, want);
+    free(errors);
+    assert_int_equal(s_announced("'" C2 "'", NULL), announced + GOOD);
+
+    //  Every index and constraint is back as it was, and holds.
+    char *schema_after = s_sql_text(schema_sql);
+    assert_string_equal(schema_after, schema_before);
+    free(schema_after);
+    free(schema_before);
+    ts_id_number("420102", "19330303", 7, idn);
+    snprintf(body, sizeof body,
+             "{\"name\":\"又来\",\"id_number\":\"%s\",\"phone\":\"13903048888\","
+             "\"community\":\"" C2 "\"}",
+             idn);
+    r = s_req("POST", "/v1/volunteers", s_admin, body);
+    assert_int_equal(r.status, 409);
+    ts_http_reply_free(&r);
+    assert_int_equal(
+        s_sql_long("SELECT count(*) FROM registry.volunteers v JOIN registry.accounts a "
+                   "USING (id) WHERE a.name = '迁移7' AND v.status = 'verified'"),
+        1);
 }
 
 int
@@ -538,7 +708,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_and_bad_rows), cmocka_unit_test(test_malformed_files),
         cmocka_unit_test(test_dry_run),           cmocka_unit_test(test_scope_and_access),
-        cmocka_unit_test(test_runner_killed),
+        cmocka_unit_test(test_runner_killed),     cmocka_unit_test(test_cli_bulk),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
