@@ -3,10 +3,12 @@
 #include "registry_util.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "linli/registry.pb-c.h"
 #include "linli_auth.h"
@@ -19,6 +21,9 @@
 #define S_PROGRESS_EVERY 10000 //  rows between progress updates and stop checks
 #define S_COMMIT_TRIES 3       //  final transactions tried when a concurrent insert collides
 #define S_MAX_GRANTS 16
+#define S_BATCH_ROWS 512        //  rows checked and sealed together
+#define S_ARENA_BYTES (1 << 20) //  their strings
+#define S_MAX_HELPERS 7         //  threads sealing beside the job's own
 
 #define S_ANNOUNCE_MAX 500     //  volunteers per volunteers.imported event
 #define S_ANNOUNCE_FETCH 20000 //  staged rows read per round trip while announcing
@@ -137,6 +142,18 @@ struct registry_import_job_t {
     int64_t expected;     //  rows announced, for progress
     s_seen_t seen_ids;    //  ID numbers' hashes → first line
     s_seen_t seen_phones; //  phones' hashes → first line
+    //  Rows waiting to be checked and sealed together, on several threads.
+    struct s_pending_t *pending; //  owned, S_BATCH_ROWS
+    size_t n_pending;
+    char *arena; //  owned: the pending rows' strings
+    size_t arena_used;
+    pthread_t helpers[S_MAX_HELPERS];
+    int n_helpers;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done; //  a batch to seal / a helper finished
+    uint64_t generation;             //  batches handed out
+    int busy;                        //  helpers still sealing this batch
+    bool quit;                       //  helpers end
 };
 
 static int
@@ -379,6 +396,99 @@ s_set_wise_fk_allowed(linli_pg_t *pg)
     return ok;
 }
 
+// ---------------------------------------------------------------- rows, sealed in batches
+
+//  One row waiting: its input (strings in the arena), then what sealing gave.
+typedef struct s_pending_t {
+    int64_t line;
+    registry_person_input_t in;
+    const char *skills[REGISTRY_MAX_TAGS + 1], *slots[REGISTRY_MAX_TAGS + 1];
+    const char *status;
+    int rc; //  registry_person_prepare's
+    registry_person_t p;
+    registry_person_error_t e;
+} s_pending_t;
+
+//  Check and seal pending rows [from, to): pure work, any thread.
+static void
+s_prepare_range(registry_import_job_t *self, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        s_pending_t *r = &self->pending[i];
+        r->rc = registry_person_prepare(&r->in, self->this_year, &r->p, &r->e);
+    }
+}
+
+typedef struct {
+    registry_import_job_t *job;
+    int index; //  1..n_helpers: its slice of each batch
+} s_helper_arg_t;
+
+static void *
+s_helper(void *arg_)
+{
+    s_helper_arg_t *arg = (s_helper_arg_t *)arg_;
+    registry_import_job_t *self = arg->job;
+    int index = arg->index;
+    free(arg);
+    uint64_t done = 0;
+    pthread_mutex_lock(&self->mu);
+    while (true) {
+        while (!self->quit && self->generation == done)
+            pthread_cond_wait(&self->cv_work, &self->mu);
+        if (self->quit)
+            break;
+        done = self->generation;
+        size_t n = self->n_pending, parts = (size_t)self->n_helpers + 1;
+        pthread_mutex_unlock(&self->mu);
+        s_prepare_range(self, n * (size_t)index / parts, n * (size_t)(index + 1) / parts);
+        pthread_mutex_lock(&self->mu);
+        if (--self->busy == 0)
+            pthread_cond_signal(&self->cv_done);
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
+//  Start the sealing helpers: one per further CPU, up to S_MAX_HELPERS.
+//  None is fine (everything is sealed on the job's thread).
+static void
+s_helpers_start(registry_import_job_t *self)
+{
+    pthread_mutex_init(&self->mu, NULL);
+    pthread_cond_init(&self->cv_work, NULL);
+    pthread_cond_init(&self->cv_done, NULL);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cpus > 1 ? (int)(cpus - 1 < S_MAX_HELPERS ? cpus - 1 : S_MAX_HELPERS) : 0;
+    for (int i = 0; i < want; i++) {
+        s_helper_arg_t *arg = malloc(sizeof *arg);
+        if (!arg)
+            break;
+        arg->job = self;
+        arg->index = i + 1;
+        if (pthread_create(&self->helpers[i], NULL, s_helper, arg)) {
+            free(arg);
+            break;
+        }
+        self->n_helpers++;
+    }
+}
+
+static void
+s_helpers_stop(registry_import_job_t *self)
+{
+    pthread_mutex_lock(&self->mu);
+    self->quit = true;
+    pthread_cond_broadcast(&self->cv_work);
+    pthread_mutex_unlock(&self->mu);
+    for (int i = 0; i < self->n_helpers; i++)
+        pthread_join(self->helpers[i], NULL);
+    self->n_helpers = 0;
+    pthread_cond_destroy(&self->cv_done);
+    pthread_cond_destroy(&self->cv_work);
+    pthread_mutex_destroy(&self->mu);
+}
+
 registry_import_job_t *
 registry_import_job_new(linli_pg_t *pg, linli_pg_t *side, const registry_import_opts_t *opts)
 {
@@ -395,14 +505,19 @@ registry_import_job_new(linli_pg_t *pg, linli_pg_t *side, const registry_import_
     self->t0_ms = linli_now_ms();
     snprintf(self->t0, sizeof self->t0, "%" PRId64, self->t0_ms);
     self->ids = calloc(S_ID_BLOCK, sizeof *self->ids);
-    if (!self->ids || s_load_communities(self) || s_room(self)) {
+    self->pending = calloc(S_BATCH_ROWS, sizeof *self->pending);
+    self->arena = malloc(S_ARENA_BYTES);
+    s_helpers_start(self);
+    if (!self->ids || !self->pending || !self->arena || s_load_communities(self) || s_room(self)) {
         registry_import_job_destroy(&self);
         return NULL;
     }
-    //  Local buffers for the staging table: only settable before the
-    //  session's first temporary table.
+    //  Local buffers for the staging table (~550 bytes a row), taken as
+    //  needed up to this: a city's file stays in memory instead of going
+    //  through temporary files. Only settable before the session's first
+    //  temporary table; an HTTP job (≤ 8 MiB) uses a few tens of MB.
     static const char *setup[] = {
-        "SELECT CASE WHEN pg_my_temp_schema() = 0 THEN set_config('temp_buffers', '256MB', "
+        "SELECT CASE WHEN pg_my_temp_schema() = 0 THEN set_config('temp_buffers', '2GB', "
         "false) END",
         "DROP TABLE IF EXISTS import_stage, import_bad",
         //  One row per data row: a good row sealed and ready, or a refused
@@ -456,6 +571,9 @@ registry_import_job_destroy(registry_import_job_t **self_p)
     free(self->ids);
     free(self->seen_ids.slots);
     free(self->seen_phones.slots);
+    s_helpers_stop(self);
+    free(self->pending);
+    free(self->arena);
     free(self->buf);
     free(self);
     *self_p = NULL;
@@ -524,24 +642,26 @@ s_event_data(registry_import_job_t *self, int64_t id, const registry_person_t *p
     return protobuf_c_message_pack(&data.base, out);
 }
 
-int
-registry_import_job_add(registry_import_job_t *self, int64_t line,
-                        const registry_person_input_t *in, const char *status)
+//  A sealed row's remaining checks, in file order (they look at the rows
+//  before it), and its staging. 0 or -1 as registry_import_job_add.
+static int
+s_finish(registry_import_job_t *self, s_pending_t *r)
 {
-    registry_person_t p;
-    registry_person_error_t e;
-    if (registry_person_prepare(in, self->this_year, &p, &e)) {
-        if (!strcmp(e.code, "internal")) {
+    int64_t line = r->line;
+    const char *status = r->status;
+    registry_person_t *p = &r->p;
+    if (r->rc) {
+        if (!strcmp(r->e.code, "internal")) {
             linli_error("import: job %" PRId64 ": a record could not be sealed", self->opts.job_id);
             return -1;
         }
-        return registry_import_job_reject(self, line, e.code, e.field, e.message);
+        return registry_import_job_reject(self, line, r->e.code, r->e.field, r->e.message);
     }
-    if (!bsearch(p.community, self->communities, self->n_communities, sizeof *self->communities,
+    if (!bsearch(p->community, self->communities, self->n_communities, sizeof *self->communities,
                  s_cmp_code))
         return registry_import_job_reject(self, line, "unknown_community", "community",
                                           "no community has this code");
-    if (linli_auth_rank_over(&self->caller, p.community) < 1)
+    if (linli_auth_rank_over(&self->caller, p->community) < 1)
         return registry_import_job_reject(self, line, "out_of_scope", "community",
                                           "this community is outside your area");
     if (!status || !*status)
@@ -553,8 +673,8 @@ registry_import_job_add(registry_import_job_t *self, int64_t line,
     //  refused (each row is checked against every good row before it, as
     //  the ID number, then the phone).
     int64_t id_first, phone_first;
-    if (s_seen_first(&self->seen_ids, p.id_number_hash, line, &id_first) ||
-        s_seen_first(&self->seen_phones, p.phone_hash, line, &phone_first)) {
+    if (s_seen_first(&self->seen_ids, p->id_number_hash, line, &id_first) ||
+        s_seen_first(&self->seen_phones, p->phone_hash, line, &phone_first)) {
         linli_error("import: job %" PRId64 ": out of memory", self->opts.job_id);
         return -1;
     }
@@ -570,23 +690,23 @@ registry_import_job_add(registry_import_job_t *self, int64_t line,
     if (!id)
         return -1;
     uint8_t event[4096];
-    size_t elen = s_event_data(self, id, &p, status, event, sizeof event);
+    size_t elen = s_event_data(self, id, p, status, event, sizeof event);
     if (!elen || s_room(self))
         return -1;
     s_u16(self, 18);
     s_i64(self, line);
     s_i64(self, id);
-    s_text(self, p.name);
-    s_text(self, p.community);
-    s_text(self, p.id_number_enc);
-    s_text(self, p.id_number_hash);
-    s_text(self, p.phone_enc);
-    s_text(self, p.phone_hash);
-    s_text(self, p.gender);
-    s_i32(self, p.birth_year);
-    s_text(self, p.political_status);
-    s_text(self, p.skills);
-    s_text(self, p.free_slots);
+    s_text(self, p->name);
+    s_text(self, p->community);
+    s_text(self, p->id_number_enc);
+    s_text(self, p->id_number_hash);
+    s_text(self, p->phone_enc);
+    s_text(self, p->phone_hash);
+    s_text(self, p->gender);
+    s_i32(self, p->birth_year);
+    s_text(self, p->political_status);
+    s_text(self, p->skills);
+    s_text(self, p->free_slots);
     s_text(self, status);
     s_bytes(self, event, elen);
     s_null(self);
@@ -594,6 +714,92 @@ registry_import_job_add(registry_import_job_t *self, int64_t line,
     s_null(self);
     self->rows++;
     return s_tick(self);
+}
+
+//  Seal the pending rows (this thread and the helpers, a slice each), then
+//  finish them in order. 0 or -1.
+static int
+s_flush_pending(registry_import_job_t *self)
+{
+    size_t n = self->n_pending;
+    if (n == 0)
+        return 0;
+    if (self->n_helpers) {
+        pthread_mutex_lock(&self->mu);
+        self->busy = self->n_helpers;
+        self->generation++;
+        pthread_cond_broadcast(&self->cv_work);
+        pthread_mutex_unlock(&self->mu);
+    }
+    s_prepare_range(self, 0, n / ((size_t)self->n_helpers + 1));
+    if (self->n_helpers) {
+        pthread_mutex_lock(&self->mu);
+        while (self->busy)
+            pthread_cond_wait(&self->cv_done, &self->mu);
+        pthread_mutex_unlock(&self->mu);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = s_finish(self, &self->pending[i]);
+    self->n_pending = 0;
+    self->arena_used = 0;
+    return rc;
+}
+
+//  Copy s into the arena (room checked by the caller).
+static const char *
+s_keep(registry_import_job_t *self, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t len = strlen(s) + 1;
+    char *at = self->arena + self->arena_used;
+    memcpy(at, s, len);
+    self->arena_used += len;
+    return at;
+}
+
+int
+registry_import_job_add(registry_import_job_t *self, int64_t line,
+                        const registry_person_input_t *in, const char *status)
+{
+    size_t n_skills = in->n_skills > REGISTRY_MAX_TAGS ? REGISTRY_MAX_TAGS + 1 : in->n_skills;
+    size_t n_slots =
+        in->n_free_slots > REGISTRY_MAX_TAGS ? REGISTRY_MAX_TAGS + 1 : in->n_free_slots;
+    const char *strs[] = {in->name,   in->id_number,        in->phone, in->community,
+                          in->gender, in->political_status, status};
+    size_t need = 0;
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        need += strs[i] ? strlen(strs[i]) + 1 : 0;
+    for (size_t i = 0; i < n_skills; i++)
+        need += strlen(in->skills[i]) + 1;
+    for (size_t i = 0; i < n_slots; i++)
+        need += strlen(in->free_slots[i]) + 1;
+    if (need > S_ARENA_BYTES)
+        return registry_import_job_reject(self, line, "too_long", "", "the row is too long");
+    if ((self->n_pending == S_BATCH_ROWS || self->arena_used + need > S_ARENA_BYTES) &&
+        s_flush_pending(self))
+        return -1;
+    s_pending_t *r = &self->pending[self->n_pending++];
+    r->line = line;
+    r->in = (registry_person_input_t){
+        .name = s_keep(self, in->name),
+        .id_number = s_keep(self, in->id_number),
+        .phone = s_keep(self, in->phone),
+        .community = s_keep(self, in->community),
+        .gender = s_keep(self, in->gender),
+        .political_status = s_keep(self, in->political_status),
+        .skills = r->skills,
+        .n_skills = n_skills,
+        .free_slots = r->slots,
+        .n_free_slots = n_slots,
+    };
+    for (size_t i = 0; i < n_skills; i++)
+        r->skills[i] = s_keep(self, in->skills[i]);
+    for (size_t i = 0; i < n_slots; i++)
+        r->slots[i] = s_keep(self, in->free_slots[i]);
+    r->status = s_keep(self, status);
+    return 0;
 }
 
 // ---------------------------------------------------------------- the final transaction
@@ -951,6 +1157,8 @@ int
 registry_import_job_commit(registry_import_job_t *self, registry_import_result_t *out)
 {
     memset(out, 0, sizeof *out);
+    if (s_flush_pending(self))
+        return -1;
     out->total = self->rows;
     if (s_copy_end(self, NULL))
         return -1;
