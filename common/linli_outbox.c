@@ -21,7 +21,7 @@
 static const char s_ddl[] =
     "CREATE TABLE IF NOT EXISTS outbox (\n"
     "    id         bigserial PRIMARY KEY,\n"
-    "    event_id   text NOT NULL UNIQUE,\n"
+    "    event_id   text COLLATE \"C\" NOT NULL UNIQUE,\n"
     "    type       text NOT NULL,\n"
     "    area       text NOT NULL DEFAULT '',\n"
     "    payload    bytea NOT NULL,\n"

@@ -7,7 +7,7 @@
 //
 //    CREATE TABLE IF NOT EXISTS outbox (
 //        id         bigserial PRIMARY KEY,
-//        event_id   text NOT NULL UNIQUE,
+//        event_id   text COLLATE "C" NOT NULL UNIQUE,
 //        type       text NOT NULL,
 //        area       text NOT NULL DEFAULT '',
 //        payload    bytea NOT NULL,              -- the packed linli.Event

@@ -523,7 +523,8 @@ registry_import_job_new(linli_pg_t *pg, linli_pg_t *side, const registry_import_
         //  One row per data row: a good row sealed and ready, or a refused
         //  row with code/field/message and nothing else.
         "CREATE TEMP TABLE import_stage (line bigint, id bigint, name text, community text, "
-        "id_number_enc text, id_number_hash text, phone_enc text, phone_hash text, gender text, "
+        "id_number_enc text, id_number_hash text COLLATE \"C\", phone_enc text, "
+        "phone_hash text COLLATE \"C\", gender text, "
         "birth_year int, political_status text, skills text, free_slots text, status text, "
         "payload bytea, code text, field text, message text)",
         "CREATE TEMP TABLE import_bad (line bigint PRIMARY KEY, code text NOT NULL, "
