@@ -78,9 +78,16 @@ const linli_constraint_t linli_constraints[] = {
     {.message = "linli.registry.ListStaffRequest", .field = "limit", .min = 1, .max = 500},
     {.message = "linli.registry.LoginRequest", .field = "password", .min_len = 1, .max_len = 64},
     {.message = "linli.registry.LoginRequest", .field = "phone", .min_len = 1, .max_len = 20},
+    {.message = "linli.registry.SetPasswordRequest", .field = "code", .pattern = "[0-9]{8}"},
+    {.message = "linli.registry.SetPasswordRequest",
+     .field = "password",
+     .min_len = 8,
+     .max_len = 64},
+    {.message = "linli.registry.SetPasswordRequest", .field = "phone", .min_len = 1, .max_len = 20},
 
     //  proto/linli/registry.proto: volunteers
     {.message = "linli.registry.GetVolunteerRequest", .field = "id", .pattern = S_ID},
+    {.message = "linli.registry.IssuePasswordCodeRequest", .field = "id", .pattern = S_ID},
     {.message = "linli.registry.JoinCodeRequest", .field = "code", .pattern = S_COMMUNITY},
     {.message = "linli.registry.ListVolunteersRequest", .field = "area", .pattern = S_AREA},
     {.message = "linli.registry.ListVolunteersRequest", .field = "cursor", .pattern = S_ID},

@@ -17,6 +17,7 @@ typedef struct {
     int login_window_s;      //  that window
     int login_per_addr;      //  login attempts per client address per window
     int signup_per_addr;     //  self sign-ups per client address per hour
+    int password_code_ttl_s; //  lifetime of a one-time password code
 } registry_t;
 
 //  The registry's configuration entries.

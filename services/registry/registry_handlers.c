@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,37 +132,98 @@ s_list_areas(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
 
 //  registry.Login: phone + password -> bearer token. Wrong passwords are
 //  counted per phone, attempts per client address; both answer 429 past the limit.
+//  The login limits for a phone: attempts per client address, and wrong
+//  passwords (or codes) per phone, whose bucket name goes to bucket. 0 when
+//  the caller may try; otherwise the request is answered (429 or 503) and 1.
+static int
+s_login_limits(registry_t *self, linli_request_t *request, const char *phone_hash, char *bucket,
+               size_t cap)
+{
+    const Linli__Caller *caller = linli_request_caller(request);
+    bool allowed = true;
+    int retry_after = 0;
+    snprintf(bucket, cap, "login:addr:%s",
+             caller->client_addr && *caller->client_addr ? caller->client_addr : "-");
+    if (linli_ratelimit_hit(self->redis, bucket, self->login_per_addr, self->login_window_s,
+                            &allowed, &retry_after)) {
+        linli_fail(request, 503, "rate_limit_unavailable",
+                   "logins are paused: the rate limiter cannot be reached");
+        return 1;
+    }
+    snprintf(bucket, cap, "login:phone:%s", phone_hash);
+    if (allowed && linli_ratelimit_peek(self->redis, bucket, self->login_failures,
+                                        self->login_window_s, &allowed, &retry_after)) {
+        linli_fail(request, 503, "rate_limit_unavailable",
+                   "logins are paused: the rate limiter cannot be reached");
+        return 1;
+    }
+    if (!allowed) {
+        linli_request_set_retry_after(request, retry_after);
+        linli_fail(request, 429, "too_many_attempts", "too many login attempts; try again in %d s",
+                   retry_after);
+        return 1;
+    }
+    return 0;
+}
+
+//  Count one failure against the phone's bucket.
+static void
+s_login_failed(registry_t *self, const char *bucket)
+{
+    bool ignored;
+    int ra;
+    linli_ratelimit_hit(self->redis, bucket, self->login_failures, self->login_window_s, &ignored,
+                        &ra);
+}
+
+//  A session for account, answered as a LoginReply (200).
+static int
+s_login_answer(registry_t *self, linli_request_t *request, const registry_account_t *account,
+               const char *bucket)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, account->id);
+    Linli__Grant grant_msgs[REGISTRY_MAX_GRANTS];
+    Linli__Grant *grant_ptrs[REGISTRY_MAX_GRANTS];
+    Linli__Caller who = LINLI__CALLER__INIT;
+    who.user_id = id;
+    who.kind = (char *)account->kind;
+    who.n_grants = registry_grant_msgs(account, grant_msgs, grant_ptrs);
+    who.grants = grant_ptrs;
+    char token[96];
+    int64_t expires_at;
+    if (linli_session_create(self->redis, &who, self->session_ttl_s, token, sizeof token,
+                             &expires_at))
+        return linli_fail(request, 503, "session_store_unavailable",
+                          "sessions cannot be created right now");
+    linli_ratelimit_reset(self->redis, bucket);
+
+    s_user_view_t view;
+    Linli__Caller self_caller = LINLI__CALLER__INIT;
+    self_caller.user_id = id;
+    s_user_msg(account, &self_caller, &view);
+    Linli__Registry__LoginReply reply = LINLI__REGISTRY__LOGIN_REPLY__INIT;
+    reply.token = token;
+    reply.expires_at = expires_at;
+    reply.user = &view.user;
+    int rc = linli_reply(request, 200, &reply.base);
+    sodium_memzero(token, sizeof token);
+    return rc;
+}
+
 static int
 s_login(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
 {
     registry_t *self = (registry_t *)self_;
     const Linli__Registry__LoginRequest *req = (const Linli__Registry__LoginRequest *)msg;
-    const Linli__Caller *caller = linli_request_caller(request);
     char phone[32];
     if (linli_phone_normalize(req->phone, phone, sizeof phone))
         return linli_fail_field(request, 400, "invalid_format", "phone",
                                 "phone must be a mainland mobile number");
     char phone_hash[65], bucket[160];
     linli_pii_hash("phone", phone, phone_hash);
-
-    bool allowed = true;
-    int retry_after = 0;
-    snprintf(bucket, sizeof bucket, "login:addr:%s",
-             caller->client_addr && *caller->client_addr ? caller->client_addr : "-");
-    if (linli_ratelimit_hit(self->redis, bucket, self->login_per_addr, self->login_window_s,
-                            &allowed, &retry_after))
-        return linli_fail(request, 503, "rate_limit_unavailable",
-                          "logins are paused: the rate limiter cannot be reached");
-    snprintf(bucket, sizeof bucket, "login:phone:%s", phone_hash);
-    if (allowed && linli_ratelimit_peek(self->redis, bucket, self->login_failures,
-                                        self->login_window_s, &allowed, &retry_after))
-        return linli_fail(request, 503, "rate_limit_unavailable",
-                          "logins are paused: the rate limiter cannot be reached");
-    if (!allowed) {
-        linli_request_set_retry_after(request, retry_after);
-        return linli_fail(request, 429, "too_many_attempts",
-                          "too many login attempts; try again in %d s", retry_after);
-    }
+    if (s_login_limits(self, request, phone_hash, bucket, sizeof bucket))
+        return 0;
 
     registry_account_t account;
     bool found;
@@ -176,43 +238,146 @@ s_login(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
                                     req->password) &&
               usable;
     if (!ok) {
-        bool ignored;
-        int ra;
-        linli_ratelimit_hit(self->redis, bucket, self->login_failures, self->login_window_s,
-                            &ignored, &ra);
+        s_login_failed(self, bucket);
         return linli_fail(request, 401, "bad_credentials", "wrong phone or password");
     }
     if (strcmp(account.status, "active"))
         return linli_fail(request, 403, "account_disabled", "this account is disabled");
+    return s_login_answer(self, request, &account, bucket);
+}
 
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, account.id);
-    Linli__Grant grant_msgs[REGISTRY_MAX_GRANTS];
-    Linli__Grant *grant_ptrs[REGISTRY_MAX_GRANTS];
-    Linli__Caller who = LINLI__CALLER__INIT;
-    who.user_id = id;
-    who.kind = account.kind;
-    who.n_grants = registry_grant_msgs(&account, grant_msgs, grant_ptrs);
-    who.grants = grant_ptrs;
-    char token[96];
-    int64_t expires_at;
-    if (linli_session_create(self->redis, &who, self->session_ttl_s, token, sizeof token,
-                             &expires_at))
-        return linli_fail(request, 503, "session_store_unavailable",
-                          "sessions cannot be created right now");
-    linli_ratelimit_reset(self->redis, bucket);
+// ---------------------------------------------------------------- password codes
 
-    s_user_view_t view;
-    Linli__Caller self_caller = LINLI__CALLER__INIT;
-    self_caller.user_id = id;
-    s_user_msg(&account, &self_caller, &view);
-    Linli__Registry__LoginReply reply = LINLI__REGISTRY__LOGIN_REPLY__INIT;
-    reply.token = token;
+//  The keyed hash of account id's code: bound to the account, so a code is
+//  worth nothing for another phone.
+static void
+s_code_hash(int64_t account_id, const char *code, char out[65])
+{
+    char bound[48];
+    snprintf(bound, sizeof bound, "%" PRId64 ":%s", account_id, code);
+    linli_pii_hash("password_code", bound, out);
+    sodium_memzero(bound, sizeof bound);
+}
+
+//  registry.IssuePasswordCode: staff covering a volunteer give it a
+//  one-time code to set its password with (imported volunteers have none;
+//  a forgotten one is replaced). Replaces an earlier code. Anyone else: 404.
+static int
+s_issue_password_code(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    registry_t *self = (registry_t *)self_;
+    const Linli__Registry__IssuePasswordCodeRequest *req =
+        (const Linli__Registry__IssuePasswordCodeRequest *)msg;
+    const Linli__Caller *caller = linli_request_caller(request);
+    int64_t id = registry_parse_id(req->id);
+    registry_account_t account;
+    bool found = false;
+    if (id > 0 && registry_store_account_get(self->store, id, &account, &found))
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    //  Volunteers only, and only inside the caller's staff scope.
+    if (!found || strcmp(account.kind, "volunteer") ||
+        linli_auth_rank_over(caller, account.area) < 1)
+        return linli_fail(request, 404, "volunteer_not_found", "no such volunteer");
+    if (strcmp(account.status, "active"))
+        return linli_fail(request, 409, "account_disabled", "this account is disabled");
+
+    char code[9];
+    for (int i = 0; i < 8; i++)
+        code[i] = (char)('0' + randombytes_uniform(10));
+    code[8] = '\0';
+    char hash[65];
+    s_code_hash(id, code, hash);
+    int64_t expires_at = 0;
+    int64_t by = registry_parse_id(caller->user_id);
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
+    Linli__Registry__AccountEvent data = LINLI__REGISTRY__ACCOUNT_EVENT__INIT;
+    data.id = idbuf;
+    data.kind = account.kind;
+    data.area = account.area;
+    data.actor = caller->user_id;
+    if (linli_pg_begin(self->pg) ||
+        registry_store_password_code_put(self->store, id, hash, by, self->password_code_ttl_s,
+                                         &expires_at) ||
+        registry_emit(self->pg, "linli.registry.account.password_code_issued", "account", id,
+                      account.area, &data.base) ||
+        linli_pg_commit(self->pg)) {
+        linli_pg_rollback(self->pg);
+        sodium_memzero(code, sizeof code);
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    }
+    Linli__Registry__PasswordCode reply = LINLI__REGISTRY__PASSWORD_CODE__INIT;
+    reply.account_id = idbuf;
+    reply.code = code;
     reply.expires_at = expires_at;
-    reply.user = &view.user;
-    int rc = linli_reply(request, 200, &reply.base);
-    sodium_memzero(token, sizeof token);
+    int rc = linli_reply(request, 201, &reply.base);
+    sodium_memzero(code, sizeof code);
     return rc;
+}
+
+//  hash_fn of registry_store_password_code_use: the new password's hash.
+static char *
+s_hash_password(void *arg)
+{
+    char *out = malloc(crypto_pwhash_STRBYTES);
+    if (out && linli_password_hash((const char *)arg, out)) {
+        free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+//  registry.SetPassword: the person sets a password with the code staff
+//  gave, and is logged in. A wrong phone, code, or a used or expired code
+//  all answer the same 401; wrong codes count as failed logins (429 after
+//  as many), and the code dies after LINLI_LOGIN_MAX_FAILURES wrong tries.
+static int
+s_set_password(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    registry_t *self = (registry_t *)self_;
+    const Linli__Registry__SetPasswordRequest *req =
+        (const Linli__Registry__SetPasswordRequest *)msg;
+    char phone[32];
+    if (linli_phone_normalize(req->phone, phone, sizeof phone))
+        return linli_fail_field(request, 400, "invalid_format", "phone",
+                                "phone must be a mainland mobile number");
+    char phone_hash[65], bucket[160];
+    linli_pii_hash("phone", phone, phone_hash);
+    if (s_login_limits(self, request, phone_hash, bucket, sizeof bucket))
+        return 0;
+    registry_account_t account;
+    bool found;
+    if (registry_store_account_by_phone(self->store, phone_hash, &account, &found))
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    registry_code_outcome_t outcome = REGISTRY_CODE_NONE;
+    if (found) {
+        char hash[65];
+        s_code_hash(account.id, req->code, hash);
+        if (registry_store_password_code_use(self->store, account.id, hash, self->login_failures,
+                                             s_hash_password, req->password, &outcome))
+            return linli_fail(request, 503, "store_unavailable",
+                              "the registry store is unavailable");
+    }
+    if (outcome != REGISTRY_CODE_OK) {
+        s_login_failed(self, bucket);
+        return linli_fail(request, 401, "bad_code", "wrong phone or code, or the code has expired");
+    }
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, account.id);
+    Linli__Registry__AccountEvent data = LINLI__REGISTRY__ACCOUNT_EVENT__INIT;
+    data.id = idbuf;
+    data.kind = account.kind;
+    data.area = account.area;
+    data.actor = "self";
+    //  The password is set: the event is best effort beside it (logged).
+    if (linli_pg_begin(self->pg) == 0 &&
+        (registry_emit(self->pg, "linli.registry.account.password_set", "account", account.id,
+                       account.area, &data.base) ||
+         linli_pg_commit(self->pg)))
+        linli_pg_rollback(self->pg);
+    if (strcmp(account.status, "active"))
+        return linli_fail(request, 403, "account_disabled", "this account is disabled");
+    return s_login_answer(self, request, &account, bucket);
 }
 
 //  registry.Logout: end the caller's session.
@@ -418,6 +583,8 @@ const linli_route_t registry_account_routes[] = {
     {"registry.ListAreas", REG(list_areas_request), s_list_areas},
     {"registry.Login", REG(login_request), s_login},
     {"registry.Logout", REG(logout_request), s_logout},
+    {"registry.SetPassword", REG(set_password_request), s_set_password},
+    {"registry.IssuePasswordCode", REG(issue_password_code_request), s_issue_password_code},
     {"registry.Me", REG(me_request), s_me},
     {"registry.CreateStaff", REG(create_staff_request), s_create_staff},
     {"registry.GetStaff", REG(get_staff_request), s_get_staff},

@@ -25,6 +25,8 @@ const linli_cfg_entry_t registry_cfg[] = {
     {"LINLI_LOGIN_MAX_FAILURES", LINLI_CFG_INT, "5", 1, 1000, false,
      "wrong passwords per phone within the window before 429"},
     {"LINLI_LOGIN_WINDOW_S", LINLI_CFG_INT, "60", 1, 86400, false, "the login rate-limit window"},
+    {"LINLI_PASSWORD_CODE_TTL_S", LINLI_CFG_INT, "259200", 300, 2592000, false,
+     "how long a one-time password code staff issue stays usable"},
     {"LINLI_LOGIN_PER_ADDR", LINLI_CFG_INT, "60", 1, 100000, false,
      "login attempts per client address within the window"},
     {"LINLI_SIGNUP_PER_ADDR", LINLI_CFG_INT, "20", 1, 1000000, false,
@@ -80,6 +82,7 @@ registry_open(registry_t *reg, const linli_config_t *config)
     reg->login_failures = (int)linli_config_int(config, "LINLI_LOGIN_MAX_FAILURES");
     reg->login_window_s = (int)linli_config_int(config, "LINLI_LOGIN_WINDOW_S");
     reg->login_per_addr = (int)linli_config_int(config, "LINLI_LOGIN_PER_ADDR");
+    reg->password_code_ttl_s = (int)linli_config_int(config, "LINLI_PASSWORD_CODE_TTL_S");
     reg->signup_per_addr = (int)linli_config_int(config, "LINLI_SIGNUP_PER_ADDR");
     if (!reg->pg || !reg->redis || !reg->store) {
         registry_close(reg);

@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -371,4 +372,90 @@ registry_store_load_demo_areas(registry_store_t *self)
     if (linli_pg_commit(self->pg))
         return -1;
     return registry_store_areas_reload(self);
+}
+
+// ---------------------------------------------------------------- password codes
+
+int
+registry_store_password_code_put(registry_store_t *self, int64_t account_id, const char *code_hash,
+                                 int64_t issued_by, int ttl_s, int64_t *expires_at_ms)
+{
+    char id[24], by[24], ttl[16];
+    snprintf(id, sizeof id, "%" PRId64, account_id);
+    snprintf(by, sizeof by, "%" PRId64, issued_by);
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    const char *params[] = {id, code_hash, issued_by > 0 ? by : NULL, ttl};
+    PGresult *res = linli_pg_exec(
+        self->pg,
+        "INSERT INTO password_codes (account_id, code_hash, issued_by, expires_at) "
+        "VALUES ($1::bigint, $2, $3::bigint, now() + $4::int * interval '1 second') "
+        "ON CONFLICT (account_id) DO UPDATE SET code_hash = EXCLUDED.code_hash, "
+        "issued_by = EXCLUDED.issued_by, expires_at = EXCLUDED.expires_at, attempts = 0, "
+        "created_at = now() "
+        "RETURNING (extract(epoch FROM expires_at) * 1000)::bigint",
+        4, params);
+    if (!res)
+        return -1;
+    *expires_at_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+int
+registry_store_password_code_use(registry_store_t *self, int64_t account_id, const char *code_hash,
+                                 int max_tries, char *(*hash_fn)(void *arg), void *arg,
+                                 registry_code_outcome_t *outcome)
+{
+    *outcome = REGISTRY_CODE_NONE;
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, account_id);
+    const char *params[] = {id};
+    if (linli_pg_begin(self->pg))
+        return -1;
+    PGresult *res = linli_pg_exec(self->pg,
+                                  "SELECT code_hash, attempts FROM password_codes "
+                                  "WHERE account_id = $1::bigint AND expires_at > now() FOR UPDATE",
+                                  1, params);
+    if (!res) {
+        linli_pg_rollback(self->pg);
+        return -1;
+    }
+    bool live = PQntuples(res) == 1;
+    bool match = live && strlen(PQgetvalue(res, 0, 0)) == strlen(code_hash) &&
+                 sodium_memcmp(PQgetvalue(res, 0, 0), code_hash, strlen(code_hash)) == 0;
+    int attempts = live ? atoi(PQgetvalue(res, 0, 1)) : 0;
+    PQclear(res);
+    int rc = 0;
+    if (!live) {
+        *outcome = REGISTRY_CODE_NONE;
+    } else if (!match) {
+        *outcome = REGISTRY_CODE_WRONG;
+        rc = attempts + 1 >= max_tries
+                 ? linli_pg_command(self->pg,
+                                    "DELETE FROM password_codes WHERE account_id = $1::bigint", 1,
+                                    params)
+                 : linli_pg_command(self->pg,
+                                    "UPDATE password_codes SET attempts = attempts + 1 "
+                                    "WHERE account_id = $1::bigint",
+                                    1, params);
+    } else {
+        char *hash = hash_fn(arg);
+        const char *up[] = {id, hash};
+        rc = hash ? linli_pg_command(self->pg,
+                                     "UPDATE accounts SET password_hash = $2 WHERE id = $1::bigint",
+                                     2, up)
+                  : -1;
+        if (rc == 0)
+            rc = linli_pg_command(
+                self->pg, "DELETE FROM password_codes WHERE account_id = $1::bigint", 1, params);
+        if (hash) {
+            sodium_memzero(hash, strlen(hash));
+            free(hash);
+        }
+        *outcome = REGISTRY_CODE_OK;
+    }
+    if (rc == 0 && linli_pg_commit(self->pg) == 0)
+        return 0;
+    linli_pg_rollback(self->pg);
+    return -1;
 }

@@ -79,6 +79,28 @@ int registry_store_account_insert(registry_store_t *self, registry_account_t *ac
 int registry_store_staff_list(registry_store_t *self, const char *prefix, int64_t after,
                               registry_account_t *out, size_t max, size_t *n, bool *more);
 
+//  Replace account_id's password code by code_hash, valid ttl_s seconds,
+//  inside the caller's open transaction; *expires_at_ms when it ends.
+int registry_store_password_code_put(registry_store_t *self, int64_t account_id,
+                                     const char *code_hash, int64_t issued_by, int ttl_s,
+                                     int64_t *expires_at_ms);
+
+typedef enum {
+    REGISTRY_CODE_OK,    //  the code matched: used up, the password set
+    REGISTRY_CODE_NONE,  //  no live code for the account (none, expired, used up)
+    REGISTRY_CODE_WRONG, //  another code: one try counted (the last one deletes it)
+} registry_code_outcome_t;
+
+//  Use account_id's password code in one transaction: when code_hash is
+//  its hash and it is live, set the password to password_hash and delete
+//  the code; a wrong one counts a try, and the max_tries-th deletes it.
+//  password_hash is computed only when the code matched (hash_fn, given
+//  the caller's arg; NULL on failure). 0, or -1 on store trouble.
+int registry_store_password_code_use(registry_store_t *self, int64_t account_id,
+                                     const char *code_hash, int max_tries,
+                                     char *(*hash_fn)(void *arg), void *arg,
+                                     registry_code_outcome_t *outcome);
+
 //  Load the demo city's streets and communities under the districts (13 real
 //  districts of Wuhan, generated streets and ≈3,300 communities). Idempotent.
 int registry_store_load_demo_areas(registry_store_t *self);
