@@ -166,6 +166,29 @@ s_login_limits(registry_t *self, linli_request_t *request, const char *phone_has
     return 0;
 }
 
+//  The start of a login by phone (with a password or a code): the phone
+//  checked, the limits applied (the phone's bucket name into bucket), the
+//  account looked up (*found). 0 to go on; 1 when the request is answered.
+static int
+s_login_begin(registry_t *self, linli_request_t *request, const char *phone_in, char *bucket,
+              size_t cap, registry_account_t *account, bool *found)
+{
+    char phone[32], phone_hash[65];
+    if (linli_phone_normalize(phone_in, phone, sizeof phone)) {
+        linli_fail_field(request, 400, "invalid_format", "phone",
+                         "phone must be a mainland mobile number");
+        return 1;
+    }
+    linli_pii_hash("phone", phone, phone_hash);
+    if (s_login_limits(self, request, phone_hash, bucket, cap))
+        return 1;
+    if (registry_store_account_by_phone(self->store, phone_hash, account, found)) {
+        linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+        return 1;
+    }
+    return 0;
+}
+
 //  Count one failure against the phone's bucket.
 static void
 s_login_failed(registry_t *self, const char *bucket)
@@ -216,19 +239,11 @@ s_login(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
 {
     registry_t *self = (registry_t *)self_;
     const Linli__Registry__LoginRequest *req = (const Linli__Registry__LoginRequest *)msg;
-    char phone[32];
-    if (linli_phone_normalize(req->phone, phone, sizeof phone))
-        return linli_fail_field(request, 400, "invalid_format", "phone",
-                                "phone must be a mainland mobile number");
-    char phone_hash[65], bucket[160];
-    linli_pii_hash("phone", phone, phone_hash);
-    if (s_login_limits(self, request, phone_hash, bucket, sizeof bucket))
-        return 0;
-
+    char bucket[160];
     registry_account_t account;
     bool found;
-    if (registry_store_account_by_phone(self->store, phone_hash, &account, &found))
-        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    if (s_login_begin(self, request, req->phone, bucket, sizeof bucket, &account, &found))
+        return 0;
     //  Verify against a dummy hash when there is no account, so the answer
     //  takes as long and says as little either way.
     //  An account without a password (imported, not yet activated) takes as
@@ -337,18 +352,11 @@ s_set_password(void *self_, linli_request_t *request, const ProtobufCMessage *ms
     registry_t *self = (registry_t *)self_;
     const Linli__Registry__SetPasswordRequest *req =
         (const Linli__Registry__SetPasswordRequest *)msg;
-    char phone[32];
-    if (linli_phone_normalize(req->phone, phone, sizeof phone))
-        return linli_fail_field(request, 400, "invalid_format", "phone",
-                                "phone must be a mainland mobile number");
-    char phone_hash[65], bucket[160];
-    linli_pii_hash("phone", phone, phone_hash);
-    if (s_login_limits(self, request, phone_hash, bucket, sizeof bucket))
-        return 0;
+    char bucket[160];
     registry_account_t account;
     bool found;
-    if (registry_store_account_by_phone(self->store, phone_hash, &account, &found))
-        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    if (s_login_begin(self, request, req->phone, bucket, sizeof bucket, &account, &found))
+        return 0;
     registry_code_outcome_t outcome = REGISTRY_CODE_NONE;
     if (found) {
         char hash[65];
