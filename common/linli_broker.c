@@ -1044,13 +1044,16 @@ s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
     self->now = zclock_mono();
     void *handle = zsock_resolve(sock);
     bool from_frontend = sock == self->frontend;
-    int count = 0;
-    while (count++ < S_BATCH && (zsock_events(sock) & ZMQ_POLLIN)) {
+    //  Read until nothing is left rather than asking ZMQ_EVENTS before each
+    //  message: that asks the kernel twice (getpid, poll) every time, while
+    //  a receive that finds a message asks nothing.
+    for (int count = 0; count < S_BATCH; count++) {
         zmq_msg_t part[6];
         bool too_many;
         size_t nparts = linli_frames_recv(handle, part, 6, &too_many);
-        if (nparts)
-            s_on_message(self, part, nparts, too_many, from_frontend);
+        if (!nparts)
+            break;
+        s_on_message(self, part, nparts, too_many, from_frontend);
         linli_frames_close(part, nparts);
     }
     s_arm(self);

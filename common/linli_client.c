@@ -392,12 +392,16 @@ linli_client_process(linli_client_t *self)
     if (!self || self->in_process)
         return;
     self->in_process = true;
-    while (zsock_events(self->sock) & ZMQ_POLLIN) {
+    //  Receive until nothing is left: the last, empty receive also takes in
+    //  the socket's pending commands, so the edge-triggered fd is re-armed
+    //  as ZMQ_EVENTS would leave it, at no cost for the messages found.
+    for (;;) {
         zmq_msg_t part[5];
         bool too_many;
         size_t nparts = linli_frames_recv(self->handle, part, 5, &too_many);
-        if (nparts)
-            s_on_message(self, part, too_many ? 6 : nparts);
+        if (!nparts)
+            break;
+        s_on_message(self, part, too_many ? 6 : nparts);
         linli_frames_close(part, nparts);
     }
     int64_t now = zclock_mono();

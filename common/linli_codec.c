@@ -1364,6 +1364,278 @@ linli_codec_to_json(const ProtobufCMessage *msg)
 }
 
 // --------------------------------------------------------------------------
+//  Message -> JSON text, written straight out: the bytes json_dumps gives for
+//  linli_codec_to_json's tree (JSON_COMPACT | JSON_REAL_PRECISION(10)),
+//  without a json_t per field on the way.
+
+//  A growing output buffer; data NULL once memory ran out.
+typedef struct {
+    char *data; //  owned
+    size_t len; //  bytes written
+    size_t cap; //  bytes allocated
+} s_text_t;
+
+//  Make room for n more bytes. 0 or -1 (out of memory; data freed).
+static int
+s_text_reserve(s_text_t *t, size_t n)
+{
+    if (!t->data)
+        return -1;
+    if (t->cap - t->len >= n)
+        return 0;
+    size_t cap = t->cap * 2 > t->len + n ? t->cap * 2 : t->len + n;
+    char *data = realloc(t->data, cap);
+    if (!data) {
+        free(t->data);
+        t->data = NULL;
+        return -1;
+    }
+    t->data = data;
+    t->cap = cap;
+    return 0;
+}
+
+static int
+s_text_put(s_text_t *t, const char *s, size_t n)
+{
+    if (s_text_reserve(t, n))
+        return -1;
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
+    return 0;
+}
+
+//  A decimal integer, as "%lld" writes it.
+static int
+s_text_int(s_text_t *t, int64_t v)
+{
+    char digits[24];
+    size_t i = sizeof digits;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        digits[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        digits[--i] = '-';
+    return s_text_put(t, digits + i, sizeof digits - i);
+}
+
+//  Length of the valid UTF-8 sequence starting at p (n bytes left), as
+//  jansson checks it (no overlong forms, surrogates or code points beyond
+//  U+10FFFF); 0 when invalid. *cp gets the code point.
+static size_t
+s_utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
+{
+    unsigned char c = p[0];
+    size_t len;
+    uint32_t v;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        v = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        v = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (p[i] & 0x3F);
+    }
+    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (len == 3 && v < 0x800) ||
+        (len == 4 && v < 0x10000))
+        return 0;
+    *cp = v;
+    return len;
+}
+
+//  s as a JSON string, escaped as jansson escapes it; -1 when s is not UTF-8.
+static int
+s_text_string(s_text_t *t, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    //  Worst case every byte becomes \u00XX.
+    if (s_text_reserve(t, n * 6 + 2))
+        return -1;
+    char *out = t->data + t->len;
+    *out++ = '"';
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t len = s_utf8_seq(p + i, n - i, &cp);
+        if (!len)
+            return -1;
+        if (cp == '"' || cp == '\\') {
+            *out++ = '\\';
+            *out++ = (char)cp;
+        } else if (cp < 0x20) {
+            *out++ = '\\';
+            switch (cp) {
+            case '\b':
+                *out++ = 'b';
+                break;
+            case '\f':
+                *out++ = 'f';
+                break;
+            case '\n':
+                *out++ = 'n';
+                break;
+            case '\r':
+                *out++ = 'r';
+                break;
+            case '\t':
+                *out++ = 't';
+                break;
+            default:
+                memcpy(out, "u00", 3);
+                out += 3;
+                *out++ = hex[cp >> 4];
+                *out++ = hex[cp & 15];
+            }
+        } else {
+            memcpy(out, p + i, len);
+            out += len;
+        }
+        i += len;
+    }
+    *out++ = '"';
+    t->len = (size_t)(out - t->data);
+    return 0;
+}
+
+//  A value rendered through jansson (the rare types: floats, bytes), consumed.
+static int
+s_text_json(s_text_t *t, json_t *value)
+{
+    char *text =
+        value ? json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(value);
+    int rc = text ? s_text_put(t, text, strlen(text)) : -1;
+    free(text);
+    return rc;
+}
+
+static int s_message_text(s_text_t *t, const ProtobufCMessage *msg, int depth);
+
+//  One value (the field, or one item of it), as s_value_json renders it.
+static int
+s_value_text(s_text_t *t, const ProtobufCFieldDescriptor *fd, const void *slot, int depth)
+{
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        return s_text_int(t, *(const int32_t *)slot);
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        return s_text_int(t, *(const uint32_t *)slot);
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64: {
+        int64_t v = *(const int64_t *)slot;
+        char text[40];
+        if (s_is_time(fd) && s_format_time(v, text, sizeof text) == 0)
+            return s_text_string(t, text);
+        return s_text_int(t, v);
+    }
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64: {
+        uint64_t v = *(const uint64_t *)slot;
+        if (v <= INT64_MAX)
+            return s_text_int(t, (int64_t)v);
+        char text[24];
+        snprintf(text, sizeof text, "%" PRIu64, v);
+        return s_text_string(t, text);
+    }
+    case PROTOBUF_C_TYPE_BOOL:
+        return *(const protobuf_c_boolean *)slot ? s_text_put(t, "true", 4)
+                                                 : s_text_put(t, "false", 5);
+    case PROTOBUF_C_TYPE_ENUM: {
+        int32_t v = *(const int32_t *)slot;
+        const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(fd->descriptor, v);
+        return ev ? s_text_string(t, ev->name) : s_text_int(t, v);
+    }
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *str = *(const char *const *)slot;
+        return s_text_string(t, str ? str : "");
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)slot;
+        return sub ? s_message_text(t, sub, depth + 1) : s_text_put(t, "{}", 2);
+    }
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_DOUBLE:
+    case PROTOBUF_C_TYPE_BYTES:
+        return s_text_json(t, s_value_json(fd, slot, depth));
+    }
+    return -1;
+}
+
+//  msg (at depth) as a JSON object, fields in descriptor order.
+static int
+s_message_text(s_text_t *t, const ProtobufCMessage *msg, int depth)
+{
+    if (depth > S_MAX_RENDER_DEPTH)
+        return -1;
+    const ProtobufCMessageDescriptor *desc = msg->descriptor;
+    const char *base = (const char *)msg;
+    bool first = true;
+    if (s_text_put(t, "{", 1))
+        return -1;
+    for (unsigned f = 0; f < desc->n_fields; f++) {
+        const ProtobufCFieldDescriptor *fd = &desc->fields[f];
+        bool repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
+        if (!repeated && !s_is_present(msg, fd))
+            continue;
+        if ((!first && s_text_put(t, ",", 1)) || s_text_string(t, fd->name) ||
+            s_text_put(t, ":", 1))
+            return -1;
+        first = false;
+        if (!repeated) {
+            if (s_value_text(t, fd, base + fd->offset, depth))
+                return -1;
+            continue;
+        }
+        size_t n = *(const size_t *)(base + fd->quantifier_offset);
+        const char *items = *(const char *const *)(base + fd->offset);
+        size_t size = s_item_size(fd->type);
+        if (s_text_put(t, "[", 1))
+            return -1;
+        for (size_t i = 0; i < n && items; i++)
+            if ((i && s_text_put(t, ",", 1)) || s_value_text(t, fd, items + i * size, depth))
+                return -1;
+        if (s_text_put(t, "]", 1))
+            return -1;
+    }
+    return s_text_put(t, "}", 1);
+}
+
+char *
+linli_codec_to_json_text(const ProtobufCMessage *msg, size_t *len)
+{
+    s_text_t t = {malloc(1024), 0, 1024};
+    if (!msg || s_message_text(&t, msg, 1) || s_text_put(&t, "", 1)) {
+        free(t.data);
+        return NULL;
+    }
+    if (len)
+        *len = t.len - 1;
+    return t.data;
+}
+
+// --------------------------------------------------------------------------
 //  Times.
 
 void

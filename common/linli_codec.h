@@ -75,6 +75,12 @@ ProtobufCMessage *linli_codec_from_json(const ProtobufCMessageDescriptor *desc, 
 //  UTF-8 (run linli_codec_validate on what came from the wire).
 json_t *linli_codec_to_json(const ProtobufCMessage *msg);
 
+//  msg as JSON text: the same bytes as json_dumps(linli_codec_to_json(msg),
+//  JSON_COMPACT | JSON_REAL_PRECISION(10)), written without building the tree
+//  (cheaper: the gateway renders every reply). *len (may be NULL) gets its
+//  length. Caller frees; NULL in the same cases linli_codec_to_json is NULL.
+char *linli_codec_to_json_text(const ProtobufCMessage *msg, size_t *len);
+
 //  Check an unpacked message (e.g. one a service received from the wire)
 //  against the constraints table and UTF-8 validity of its strings. 0, or -1
 //  with err filled.

@@ -3,8 +3,10 @@
 //  One DEALER per broker endpoint (one DEALER connected to several brokers
 //  would round-robin its replies among them). Requests are handled one at a
 //  time inside the loop: the linli_request_t lives on the loop's stack, and
-//  the envelope and body are unpacked into an arena reset after each request,
-//  so the common request costs no malloc for unpacking.
+//  the envelope and body are unpacked into an arena, so the common request
+//  costs no malloc for unpacking. The arena is reset whenever no request is
+//  held for a batch: a held request keeps what was unpacked for it there
+//  until its batch has run, at the end of the drain.
 #include "linli_worker.h"
 
 #include <errno.h>
@@ -20,8 +22,8 @@
 
 #define S_TAG "LNLW1"
 #define S_TAG_LEN 5
-#define S_ARENA_SIZE (64 * 1024) //  enough for all but unusually large requests
-#define S_HEALTH "sys.Health"    //  answered by every worker itself
+#define S_ARENA_SIZE (256 * 1024) //  a full batch of held requests, and then some
+#define S_HEALTH "sys.Health"     //  answered by every worker itself
 
 //  A bump allocator for protobuf-c, reset after every request. Blocks that
 
@@ -48,7 +50,8 @@ struct linli_worker_t {
     size_t nlinks;       //  its length
     int timer_id;        //  the heartbeat timer
     uint64_t handled;    //  requests answered
-    linli_arena_t arena; //  unpacking memory
+    linli_arena_t arena; //  unpacking memory; reset while nothing is held
+    size_t nheld;        //  requests held in batches (their memory is in the arena)
     uint8_t *scratch;    //  owned; packed reply bodies
     size_t scratch_cap;  //  its size
     zhashx_t *batches;   //  method -> s_batch_t (owned values)
@@ -69,14 +72,14 @@ static const Linli__Caller s_no_caller = LINLI__CALLER__INIT;
 typedef struct {
     linli_request_t request; //  .rid points at rid, .envelope at env
     zmq_msg_t rid;           //  the broker's request-id, moved out of the frame
-    Linli__Request *env;     //  owned (malloc-unpacked)
-    ProtobufCMessage *msg;   //  owned (malloc-unpacked)
+    Linli__Request *env;     //  owned (unpacked in the worker's arena)
+    ProtobufCMessage *msg;   //  owned (likewise)
 } s_held_t;
 
 //  One batched method and the requests waiting for its next call.
 typedef struct {
     const linli_batch_route_t *route; //  borrowed from opts
-    s_held_t **held;                  //  owned array of owned entries
+    s_held_t *held;                   //  owned array of max entries, n in use
     size_t n, max;                    //  waiting, and the most per call
 } s_batch_t;
 
@@ -175,57 +178,43 @@ s_batches_run(linli_worker_t *self)
         const ProtobufCMessage *msgs[b->max];
         size_t n = b->n;
         for (size_t i = 0; i < n; i++) {
-            requests[i] = &b->held[i]->request;
-            msgs[i] = b->held[i]->msg;
+            requests[i] = &b->held[i].request;
+            msgs[i] = b->held[i].msg;
         }
         if (linli_log_enabled(LINLI_LOG_DEBUG))
             linli_debug("worker: %zu %s requests in one batch", n, b->route->method);
         b->route->fn(self->handler_self, requests, msgs, n);
         for (size_t i = 0; i < n; i++) {
-            s_held_t *h = b->held[i];
+            s_held_t *h = &b->held[i];
             if (!h->request.replied)
                 s_fail(&h->request, 500, "internal", NULL,
                        "The service could not handle the request.");
-            protobuf_c_message_free_unpacked(h->msg, NULL);
-            linli__request__free_unpacked(h->env, NULL);
+            //  Frees only what did not fit in the arena.
+            protobuf_c_message_free_unpacked(h->msg, &self->arena.base);
+            linli__request__free_unpacked(h->env, &self->arena.base);
             zmq_msg_close(&h->rid);
-            free(h);
         }
+        self->nheld -= n;
         b->n = 0;
     }
 }
 
 //  Keep a valid request of a batched method for the batch's next call: its
-//  envelope and body unpacked again with malloc (the arena is reset per
-//  request) and its request-id moved out of the frame. False when memory
-//  is short: the caller then handles it alone.
-static bool
-s_hold(linli_worker_t *self, s_batch_t *batch, s_link_t *link, zmq_msg_t *rid, zmq_msg_t *body,
-       const linli_route_t *route)
+//  envelope and body (env, msg: consumed, in the arena, which is not reset
+//  while they are held) and its request-id, moved out of the frame.
+static void
+s_hold(linli_worker_t *self, s_batch_t *batch, s_link_t *link, zmq_msg_t *rid, Linli__Request *env,
+       ProtobufCMessage *msg)
 {
-    s_held_t *h = calloc(1, sizeof *h);
-    if (!h)
-        return false;
-    h->env = linli__request__unpack(NULL, zmq_msg_size(body), zmq_msg_data(body));
-    static const uint8_t empty[1];
-    h->msg = h->env ? protobuf_c_message_unpack(
-                          route->request, NULL, h->env->has_body ? h->env->body.len : 0,
-                          h->env->has_body && h->env->body.data ? h->env->body.data : empty)
-                    : NULL;
-    if (!h->msg) {
-        if (h->env)
-            linli__request__free_unpacked(h->env, NULL);
-        free(h);
-        return false;
-    }
+    s_held_t *h = &batch->held[batch->n++];
+    self->nheld++;
+    h->env = env;
+    h->msg = msg;
     zmq_msg_init(&h->rid);
     zmq_msg_move(&h->rid, rid);
-    h->request =
-        (linli_request_t){.worker = self, .link = link, .rid = &h->rid, .envelope = h->env};
-    batch->held[batch->n++] = h;
+    h->request = (linli_request_t){.worker = self, .link = link, .rid = &h->rid, .envelope = env};
     if (batch->n == batch->max)
         s_batches_run(self);
-    return true;
 }
 
 //  Handle one REQ from link: rid is the broker's request-id, body the packed
@@ -237,7 +226,9 @@ s_handle(linli_worker_t *self, s_link_t *link, zmq_msg_t *rid, zmq_msg_t *body)
     linli_request_t request = {.worker = self, .link = link, .rid = rid};
     ProtobufCAllocator *alloc = &self->arena.base;
     ProtobufCMessage *msg = NULL;
-    linli_arena_reset(&self->arena);
+    //  What held requests were unpacked into must stay.
+    if (self->nheld == 0)
+        linli_arena_reset(&self->arena);
     Linli__Request *env = linli__request__unpack(alloc, zmq_msg_size(body), zmq_msg_data(body));
     request.envelope = env;
     if (!env) {
@@ -276,8 +267,11 @@ s_handle(linli_worker_t *self, s_link_t *link, zmq_msg_t *rid, zmq_msg_t *body)
         goto done;
     }
     s_batch_t *batch = self->batches ? zhashx_lookup(self->batches, env->method) : NULL;
-    if (batch && s_hold(self, batch, link, rid, body, route))
-        goto done; //  held: answered when its batch runs (s_batches_run)
+    if (batch) {
+        //  Held: answered when its batch runs (s_batches_run).
+        s_hold(self, batch, link, rid, env, msg);
+        return;
+    }
     int rc = route->handler(self->handler_self, &request, msg);
     if (!request.replied) {
         linli_log_ctx(LINLI_LOG_ERROR, linli_request_id(&request), NULL,
@@ -355,10 +349,14 @@ s_on_link(zloop_t *loop, zsock_t *sock, void *arg)
     s_link_t *link = arg;
     linli_worker_t *self = link->owner;
     void *handle = zsock_resolve(sock);
-    while (link->sock == sock && (zsock_events(sock) & ZMQ_POLLIN)) {
+    //  Receive until nothing is left (not ZMQ_EVENTS before each message:
+    //  two system calls each time, where a receive that finds one costs none).
+    while (link->sock == sock) {
         zmq_msg_t part[5];
         bool too_many;
         size_t nparts = linli_frames_recv(handle, part, 5, &too_many);
+        if (!nparts)
+            break;
         if (nparts == 5 && !too_many && zmq_msg_size(&part[0]) == S_TAG_LEN &&
             memcmp(zmq_msg_data(&part[0]), S_TAG, S_TAG_LEN) == 0) {
             link->expiry = zclock_mono() + (int64_t)self->liveness * self->heartbeat_ms;

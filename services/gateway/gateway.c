@@ -48,6 +48,7 @@ struct gateway_t {
     zactor_t *broker;             //  owned: the broker actor
     linli_client_t *client;       //  owned: our DEALER to the broker
     struct event *client_ev;      //  owned: client fd readable
+    struct event *drain_ev;       //  owned: made active after sends, drains the client once
     struct event *tick_ev;        //  owned: timeouts safety net
     gateway_sessions_t *sessions; //  owned: session look-ups (async Redis)
     gateway_metrics_t *metrics;   //  owned
@@ -89,10 +90,11 @@ s_route_name(size_t i)
 
 // ---------------------------------------------------------------- answers
 
-//  Send status with a JSON body (consumed) and count it. The request is gone after.
+//  Send status with JSON text (len bytes, borrowed; NULL: none) and count it.
+//  The request is gone after.
 static void
-s_send_json(gateway_t *self, struct evhttp_request *req, size_t route, int64_t start_us,
-            const char *request_id, int status, json_t *body, int retry_after_s)
+s_send_text(gateway_t *self, struct evhttp_request *req, size_t route, int64_t start_us,
+            const char *request_id, int status, const char *text, size_t len, int retry_after_s)
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     evhttp_add_header(out, "Content-Type", "application/json; charset=utf-8");
@@ -104,15 +106,12 @@ s_send_json(gateway_t *self, struct evhttp_request *req, size_t route, int64_t s
         evhttp_add_header(out, "Retry-After", ra);
     }
     struct evbuffer *buf = evbuffer_new();
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
     if (buf && text)
-        evbuffer_add(buf, text, strlen(text));
+        evbuffer_add(buf, text, len);
     else if (buf && status >= 400)
         //  Out of memory building the answer: an error still carries its code.
         evbuffer_add_printf(buf, "{\"error\":{\"code\":\"%s\",\"message\":\"\"}}",
                             status >= 500 ? "internal" : "bad_request");
-    free(text);
-    json_decref(body);
     const char *reason = status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     evhttp_send_reply(req, status, reason, buf);
     if (buf)
@@ -120,6 +119,18 @@ s_send_json(gateway_t *self, struct evhttp_request *req, size_t route, int64_t s
     gateway_metrics_observe(self->metrics, route, status, s_mono_us() - start_us);
     if (status >= 500)
         linli_log_ctx(LINLI_LOG_WARN, request_id, NULL, "answered %d", status);
+}
+
+//  Send status with a JSON body (consumed) and count it. The request is gone after.
+static void
+s_send_json(gateway_t *self, struct evhttp_request *req, size_t route, int64_t start_us,
+            const char *request_id, int status, json_t *body, int retry_after_s)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(body);
+    s_send_text(self, req, route, start_us, request_id, status, text, text ? strlen(text) : 0,
+                retry_after_s);
+    free(text);
 }
 
 //  Bytes of s that are valid UTF-8, up to the first that is not: texts cut
@@ -212,8 +223,9 @@ s_submit(s_pending_t *p)
     gateway_t *self = p->gw;
     uint64_t handle = linli_client_send(self->client, p->route->service, p->request,
                                         self->timeout_ms + 250, s_on_reply, p);
-    //  The DEALER's fd is edge-triggered: drain after every send.
-    linli_client_process(self->client);
+    //  The DEALER's fd is edge-triggered: drain after sending, once for every
+    //  send of this pass of the event loop (a drain costs system calls).
+    event_active(self->drain_ev, EV_READ, 0);
     return handle ? 0 : -1;
 }
 
@@ -254,11 +266,15 @@ s_on_reply(void *arg, const Linli__Reply *reply)
                      "the service answered something unreadable", NULL);
     } else {
         //  NULL: a string that is not UTF-8 (or no memory); never an empty 200.
-        json_t *out = linli_codec_to_json(msg);
+        //  Written straight to text: no JSON tree for every reply.
+        size_t len = 0;
+        char *out = linli_codec_to_json_text(msg, &len);
         protobuf_c_message_free_unpacked(msg, NULL);
-        if (out)
-            s_send_json(self, p->req, p->route_index, p->start_us, p->request_id, status, out, 0);
-        else {
+        if (out) {
+            s_send_text(self, p->req, p->route_index, p->start_us, p->request_id, status, out, len,
+                        0);
+            free(out);
+        } else {
             linli_log_ctx(LINLI_LOG_ERROR, p->request_id, NULL,
                           "%s answered a %s that cannot be rendered as JSON", p->route->service,
                           p->route->reply->name);
@@ -793,9 +809,14 @@ gateway_new(struct event_base *base, const linli_config_t *config)
     }
     self->client_ev =
         event_new(base, linli_client_fd(self->client), EV_READ | EV_PERSIST, s_on_client, self);
+    self->drain_ev = event_new(base, -1, 0, s_on_client, self);
     //  The fd is edge-triggered and timeouts need a clock: a short tick covers both.
     self->tick_ev = event_new(base, -1, EV_PERSIST, s_on_tick, self);
     struct timeval tick = {0, 20000};
+    if (!self->client_ev || !self->drain_ev || !self->tick_ev) {
+        gateway_destroy(&self);
+        return NULL;
+    }
     event_add(self->client_ev, NULL);
     event_add(self->tick_ev, &tick);
 
@@ -834,6 +855,8 @@ gateway_destroy(gateway_t **self_p)
         event_free(self->tick_ev);
     if (self->client_ev)
         event_free(self->client_ev);
+    if (self->drain_ev)
+        event_free(self->drain_ev);
     linli_client_destroy(&self->client);
     zactor_destroy(&self->broker);
     gateway_metrics_destroy(&self->metrics);

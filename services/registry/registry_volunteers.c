@@ -48,8 +48,9 @@ typedef struct {
     const char *slots[REGISTRY_MAX_TAGS];
 } s_view_t;
 
+//  v as seen whole or masked.
 static void
-s_view(const registry_volunteer_t *v, const Linli__Caller *caller, s_view_t *out)
+s_view_as(const registry_volunteer_t *v, bool whole, s_view_t *out)
 {
     Linli__Registry__Volunteer *m = &out->msg;
     linli__registry__volunteer__init(m);
@@ -57,7 +58,6 @@ s_view(const registry_volunteer_t *v, const Linli__Caller *caller, s_view_t *out
     m->id = out->id;
     m->name = (char *)v->name;
     m->community = (char *)v->community;
-    bool whole = s_sees_whole(caller, v);
     char *id_number = linli_pii_decrypt(v->id_number_enc);
     char *phone = linli_pii_decrypt(v->phone_enc);
     if (id_number) {
@@ -99,6 +99,12 @@ s_view(const registry_volunteer_t *v, const Linli__Caller *caller, s_view_t *out
     m->has_created_at = m->has_updated_at = true;
     m->created_at = v->created_at_ms;
     m->updated_at = v->updated_at_ms;
+}
+
+static void
+s_view(const registry_volunteer_t *v, const Linli__Caller *caller, s_view_t *out)
+{
+    s_view_as(v, s_sees_whole(caller, v), out);
 }
 
 //  Record a volunteer event in the outbox (the caller's open transaction).
@@ -383,16 +389,17 @@ s_get_batch(void *self_, linli_request_t **requests, const ProtobufCMessage **ms
         for (size_t k = 0; k < found && !v; k++)
             if (ids[i] && rows[k].id == ids[i])
                 v = &rows[k];
+        bool whole = v && s_sees_whole(caller, v);
         int leads = 0;
-        if (v && !s_sees_whole(caller, v))
+        if (v && !whole)
             leads = s_leads_member(self, caller, v->id);
         if (leads < 0) {
             linli_fail(requests[i], 503, "store_unavailable", "the registry store is unavailable");
-        } else if (!v || (!s_sees_whole(caller, v) && !leads)) {
+        } else if (!v || (!whole && !leads)) {
             linli_fail(requests[i], 404, "volunteer_not_found", "no such volunteer");
         } else {
             s_view_t view;
-            s_view(v, caller, &view);
+            s_view_as(v, whole, &view);
             linli_reply(requests[i], 200, &view.msg.base);
         }
     }

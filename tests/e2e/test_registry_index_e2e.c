@@ -32,7 +32,7 @@ static double s_c1_lat, s_c1_lng; //  C1's centre from PostgreSQL
 static long
 s_sign_up(int seq, const char *skills, char *id, size_t cap)
 {
-    char idn[19], phone[16];
+    char idn[19], phone[24];
     ts_id_number("420102", "19850505", seq, idn);
     snprintf(phone, sizeof phone, "150000%05d", seq);
     ts_http_reply_t r = ts_sign_up(&s_suite, s_admin, "志愿者", idn, phone, C1, skills, id, cap);
@@ -155,7 +155,7 @@ test_imported_volunteers_in_redis(void **state)
     size_t len =
         (size_t)snprintf(csv, cap, "name,id_number,phone,community,skills,free_slots,status\n");
     for (int i = 0; i < ROWS; i++) {
-        char idn[19], birth[9];
+        char idn[19], birth[16];
         snprintf(birth, sizeof birth, "19%02d0303", 60 + i / 1000);
         ts_id_number("420102", birth, i % 1000, idn);
         //  The last 50 stay pending: in the hash, out of the candidate sets.
