@@ -25,8 +25,6 @@
 #define S_ARENA_SIZE (256 * 1024) //  a full batch of held requests, and then some
 #define S_HEALTH "sys.Health"     //  answered by every worker itself
 
-//  A bump allocator for protobuf-c, reset after every request. Blocks that
-
 //  One broker connection.
 typedef struct {
     linli_worker_t *owner; //  back pointer

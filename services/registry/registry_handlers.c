@@ -295,6 +295,12 @@ s_issue_password_code(void *self_, linli_request_t *request, const ProtobufCMess
         return linli_fail(request, 404, "volunteer_not_found", "no such volunteer");
     if (strcmp(account.status, "active"))
         return linli_fail(request, 409, "account_disabled", "this account is disabled");
+    //  Whoever sets the password acts with the account's grants: a volunteer
+    //  who holds some (an organisation's leader) gets codes from a city admin.
+    if (account.n_grants > 0 &&
+        linli_auth_rank_over(caller, account.area) < linli_auth_rank(LINLI_ROLE_CITY_ADMIN))
+        return linli_fail(request, 403, "holds_grants",
+                          "this volunteer holds grants; a city admin issues its code");
 
     char code[9];
     for (int i = 0; i < 8; i++)
@@ -353,38 +359,41 @@ s_set_password(void *self_, linli_request_t *request, const ProtobufCMessage *ms
     const Linli__Registry__SetPasswordRequest *req =
         (const Linli__Registry__SetPasswordRequest *)msg;
     char bucket[160];
-    registry_account_t account;
+    registry_account_t account = {.id = 0};
     bool found;
     if (s_login_begin(self, request, req->phone, bucket, sizeof bucket, &account, &found))
         return 0;
+    //  A disabled account keeps its password: refused before the code is
+    //  looked at, as a login would be after it.
+    if (found && strcmp(account.status, "active"))
+        return linli_fail(request, 403, "account_disabled", "this account is disabled");
+    //  One transaction: the code used up, the password set and the event,
+    //  or a wrong try counted. An unknown phone runs the same look-up (for
+    //  account 0), so it takes about as long as a phone without a code.
+    char hash[65], idbuf[24];
+    s_code_hash(found ? account.id : 0, req->code, hash);
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, found ? account.id : 0);
     registry_code_outcome_t outcome = REGISTRY_CODE_NONE;
-    if (found) {
-        char hash[65];
-        s_code_hash(account.id, req->code, hash);
-        if (registry_store_password_code_use(self->store, account.id, hash, self->login_failures,
-                                             s_hash_password, req->password, &outcome))
-            return linli_fail(request, 503, "store_unavailable",
-                              "the registry store is unavailable");
-    }
-    if (outcome != REGISTRY_CODE_OK) {
-        s_login_failed(self, bucket);
-        return linli_fail(request, 401, "bad_code", "wrong phone or code, or the code has expired");
-    }
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%" PRId64, account.id);
     Linli__Registry__AccountEvent data = LINLI__REGISTRY__ACCOUNT_EVENT__INIT;
     data.id = idbuf;
     data.kind = account.kind;
     data.area = account.area;
     data.actor = "self";
-    //  The password is set: the event is best effort beside it (logged).
-    if (linli_pg_begin(self->pg) == 0 &&
-        (registry_emit(self->pg, "linli.registry.account.password_set", "account", account.id,
-                       account.area, &data.base) ||
-         linli_pg_commit(self->pg)))
+    if (linli_pg_begin(self->pg) ||
+        registry_store_password_code_use(self->store, found ? account.id : 0, hash,
+                                         self->login_failures, s_hash_password, req->password,
+                                         &outcome) ||
+        (outcome == REGISTRY_CODE_OK &&
+         registry_emit(self->pg, "linli.registry.account.password_set", "account", account.id,
+                       account.area, &data.base)) ||
+        linli_pg_commit(self->pg)) {
         linli_pg_rollback(self->pg);
-    if (strcmp(account.status, "active"))
-        return linli_fail(request, 403, "account_disabled", "this account is disabled");
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    }
+    if (outcome != REGISTRY_CODE_OK) {
+        s_login_failed(self, bucket);
+        return linli_fail(request, 401, "bad_code", "wrong phone or code, or the code has expired");
+    }
     return s_login_answer(self, request, &account, bucket);
 }
 

@@ -1,9 +1,11 @@
 //  registry_import_job: staging by binary COPY and the one final transaction.
+#define _GNU_SOURCE //  sched_getaffinity: the CPUs this process may run on
 #include "registry_import_job.h"
 #include "registry_util.h"
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +36,13 @@ static const char s_type[] = "linli.registry.volunteers.imported";
 // ---------------------------------------------------------------- duplicates in the file
 
 //  The first line of each keyed hash seen in this file: open addressing on
-//  the hash's first 128 bits (a keyed hash: uniform, and two different
-//  numbers share 128 bits with odds of about 2^-100 in a city's file).
+//  the hash's first 96 bits (a keyed hash: uniform, and two different
+//  numbers share 96 bits with odds of about 10^-16 in a city's file), 16
+//  bytes a slot.
 typedef struct {
-    uint64_t key[2];
-    int64_t line; //  0: empty
+    uint64_t key;  //  the hash's first 64 bits
+    uint32_t key2; //  its next 32 bits
+    uint32_t line; //  0: empty (files have fewer than 2^32 lines)
 } s_seen_slot_t;
 
 typedef struct {
@@ -58,10 +62,10 @@ s_hex64(const char *hex)
 }
 
 static s_seen_slot_t *
-s_seen_slot(s_seen_slot_t *slots, size_t cap, const uint64_t key[2])
+s_seen_slot(s_seen_slot_t *slots, size_t cap, uint64_t key, uint32_t key2)
 {
-    size_t i = (size_t)key[0] & (cap - 1);
-    while (slots[i].line && (slots[i].key[0] != key[0] || slots[i].key[1] != key[1]))
+    size_t i = (size_t)key & (cap - 1);
+    while (slots[i].line && (slots[i].key != key || slots[i].key2 != key2))
         i = (i + 1) & (cap - 1);
     return &slots[i];
 }
@@ -80,7 +84,7 @@ s_seen_grow(s_seen_t *t, size_t n)
         return -1;
     for (size_t i = 0; i < t->cap; i++)
         if (t->slots[i].line)
-            *s_seen_slot(slots, cap, t->slots[i].key) = t->slots[i];
+            *s_seen_slot(slots, cap, t->slots[i].key, t->slots[i].key2) = t->slots[i];
     free(t->slots);
     t->slots = slots;
     t->cap = cap;
@@ -96,20 +100,22 @@ s_seen_reserve(s_seen_t *t, int64_t n)
 }
 
 //  *first: the line hex (a 64-digit keyed hash) was first seen on, line
-//  itself when it is new (and now remembered). 0, or -1 out of memory.
+//  itself when it is new (and now remembered). 0, or -1 (out of memory, or
+//  a line past 2^32 - 1, which no importable file has).
 static int
 s_seen_first(s_seen_t *t, const char *hex, int64_t line, int64_t *first)
 {
-    if (strnlen(hex, 32) < 32)
+    if (strnlen(hex, 24) < 24 || line <= 0 || line > (int64_t)UINT32_MAX)
         return -1;
     if ((t->n + 1) * 2 > t->cap && s_seen_grow(t, t->n + 1))
         return -1;
-    uint64_t key[2] = {s_hex64(hex), s_hex64(hex + 16)};
-    s_seen_slot_t *slot = s_seen_slot(t->slots, t->cap, key);
+    uint64_t key = s_hex64(hex);
+    uint32_t key2 = (uint32_t)(s_hex64(hex + 8) & 0xffffffffu);
+    s_seen_slot_t *slot = s_seen_slot(t->slots, t->cap, key, key2);
     if (!slot->line) {
-        slot->key[0] = key[0];
-        slot->key[1] = key[1];
-        slot->line = line;
+        slot->key = key;
+        slot->key2 = key2;
+        slot->line = (uint32_t)line;
         t->n++;
     }
     *first = slot->line;
@@ -458,7 +464,10 @@ s_helpers_start(registry_import_job_t *self)
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->cv_work, NULL);
     pthread_cond_init(&self->cv_done, NULL);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    //  The CPUs this process may use (a container's cpuset), else all online.
+    cpu_set_t set;
+    long cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                            : sysconf(_SC_NPROCESSORS_ONLN);
     int want = cpus > 1 ? (int)(cpus - 1 < S_MAX_HELPERS ? cpus - 1 : S_MAX_HELPERS) : 0;
     for (int i = 0; i < want; i++) {
         s_helper_arg_t *arg = malloc(sizeof *arg);
@@ -498,6 +507,9 @@ registry_import_job_new(linli_pg_t *pg, linli_pg_t *side, const registry_import_
     self->pg = pg;
     self->side = side;
     self->opts = *opts;
+    //  A dry run writes nothing: no reason to lock the tables for it.
+    if (self->opts.dry_run)
+        self->opts.bulk = false;
     if (!self->opts.actor)
         self->opts.actor = "import";
     s_parse_grants(self);
@@ -671,12 +683,14 @@ s_finish(registry_import_job_t *self, s_pending_t *r)
         return registry_import_job_reject(self, line, "invalid_value", "status",
                                           "status must be pending or verified");
     //  The same person twice in the file: the first stays, the others are
-    //  refused (each row is checked against every good row before it, as
-    //  the ID number, then the phone).
+    //  refused (each row is checked against every row before it that passed
+    //  the checks above, refused as a repeat or not: by the ID number, then
+    //  the phone).
     int64_t id_first, phone_first;
     if (s_seen_first(&self->seen_ids, p->id_number_hash, line, &id_first) ||
         s_seen_first(&self->seen_phones, p->phone_hash, line, &phone_first)) {
-        linli_error("import: job %" PRId64 ": out of memory", self->opts.job_id);
+        linli_error("import: job %" PRId64 ": line %" PRId64 ": no room to check for repeats",
+                    self->opts.job_id, line);
         return -1;
     }
     if (id_first != line || phone_first != line) {
@@ -1181,10 +1195,12 @@ registry_import_job_commit(registry_import_job_t *self, registry_import_result_t
             return 0;
         }
         linli_pg_rollback(self->pg);
-        if (strcmp(state, "23505"))
+        //  A concurrent insert took a phone or ID number (23505), or a
+        //  deadlock (40P01: bulk mode's lock upgrade): try again.
+        if (strcmp(state, "23505") && strcmp(state, "40P01"))
             break;
-        linli_warn("import: job %" PRId64 ": a concurrent sign-up collided; trying again",
-                   self->opts.job_id);
+        linli_warn("import: job %" PRId64 ": a concurrent change collided (%s); trying again",
+                   self->opts.job_id, state);
     }
     return -1;
 }

@@ -410,52 +410,46 @@ registry_store_password_code_use(registry_store_t *self, int64_t account_id, con
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, account_id);
     const char *params[] = {id};
-    if (linli_pg_begin(self->pg))
-        return -1;
     PGresult *res = linli_pg_exec(self->pg,
-                                  "SELECT code_hash, attempts FROM password_codes "
-                                  "WHERE account_id = $1::bigint AND expires_at > now() FOR UPDATE",
+                                  "SELECT c.code_hash, c.attempts FROM password_codes c "
+                                  "JOIN accounts a ON a.id = c.account_id "
+                                  "WHERE c.account_id = $1::bigint AND c.expires_at > now() "
+                                  "AND a.status = 'active' FOR UPDATE OF c",
                                   1, params);
-    if (!res) {
-        linli_pg_rollback(self->pg);
+    if (!res)
         return -1;
-    }
     bool live = PQntuples(res) == 1;
     bool match = live && strlen(PQgetvalue(res, 0, 0)) == strlen(code_hash) &&
                  sodium_memcmp(PQgetvalue(res, 0, 0), code_hash, strlen(code_hash)) == 0;
     int attempts = live ? atoi(PQgetvalue(res, 0, 1)) : 0;
     PQclear(res);
-    int rc = 0;
-    if (!live) {
-        *outcome = REGISTRY_CODE_NONE;
-    } else if (!match) {
+    if (!live)
+        return 0;
+    if (!match) {
         *outcome = REGISTRY_CODE_WRONG;
-        rc = attempts + 1 >= max_tries
-                 ? linli_pg_command(self->pg,
-                                    "DELETE FROM password_codes WHERE account_id = $1::bigint", 1,
-                                    params)
-                 : linli_pg_command(self->pg,
-                                    "UPDATE password_codes SET attempts = attempts + 1 "
-                                    "WHERE account_id = $1::bigint",
-                                    1, params);
-    } else {
-        char *hash = hash_fn(arg);
-        const char *up[] = {id, hash};
-        rc = hash ? linli_pg_command(self->pg,
+        return attempts + 1 >= max_tries
+                   ? linli_pg_command(self->pg,
+                                      "DELETE FROM password_codes WHERE account_id = $1::bigint", 1,
+                                      params)
+                   : linli_pg_command(self->pg,
+                                      "UPDATE password_codes SET attempts = attempts + 1 "
+                                      "WHERE account_id = $1::bigint",
+                                      1, params);
+    }
+    char *hash = hash_fn(arg);
+    const char *up[] = {id, hash};
+    int rc = hash ? linli_pg_command(self->pg,
                                      "UPDATE accounts SET password_hash = $2 WHERE id = $1::bigint",
                                      2, up)
                   : -1;
-        if (rc == 0)
-            rc = linli_pg_command(
-                self->pg, "DELETE FROM password_codes WHERE account_id = $1::bigint", 1, params);
-        if (hash) {
-            sodium_memzero(hash, strlen(hash));
-            free(hash);
-        }
-        *outcome = REGISTRY_CODE_OK;
+    if (rc == 0)
+        rc = linli_pg_command(self->pg, "DELETE FROM password_codes WHERE account_id = $1::bigint",
+                              1, params);
+    if (hash) {
+        sodium_memzero(hash, strlen(hash));
+        free(hash);
     }
-    if (rc == 0 && linli_pg_commit(self->pg) == 0)
-        return 0;
-    linli_pg_rollback(self->pg);
-    return -1;
+    if (rc == 0)
+        *outcome = REGISTRY_CODE_OK;
+    return rc;
 }

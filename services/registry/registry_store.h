@@ -91,11 +91,12 @@ typedef enum {
     REGISTRY_CODE_WRONG, //  another code: one try counted (the last one deletes it)
 } registry_code_outcome_t;
 
-//  Use account_id's password code in one transaction: when code_hash is
-//  its hash and it is live, set the password to password_hash and delete
+//  Use account_id's password code, inside the caller's open transaction
+//  (commit it whatever the outcome: a wrong try is counted in it). When the
+//  account is active and code_hash is its live code's hash, set the password
+//  to hash_fn(arg)'s result (computed only then; NULL on failure) and delete
 //  the code; a wrong one counts a try, and the max_tries-th deletes it.
-//  password_hash is computed only when the code matched (hash_fn, given
-//  the caller's arg; NULL on failure). 0, or -1 on store trouble.
+//  0, or -1 on store trouble (roll back).
 int registry_store_password_code_use(registry_store_t *self, int64_t account_id,
                                      const char *code_hash, int max_tries,
                                      char *(*hash_fn)(void *arg), void *arg,

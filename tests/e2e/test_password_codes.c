@@ -281,12 +281,58 @@ test_wrong_tries_expiry_and_unknown_phone(void **state)
     assert_null(ts_login(&s_suite, phone, "new-password-1"));
 }
 
+//  A disabled account keeps its password and its code; a volunteer holding
+//  grants (an organisation's leader) gets codes from a city admin only.
+static void
+test_disabled_account_and_grants(void **state)
+{
+    (void)state;
+    const char *phone = "13611110003";
+    char id[32], code[9], sql[200];
+    s_import(phone, 3, id, sizeof id);
+    s_code(id, code);
+    snprintf(sql, sizeof sql, "UPDATE registry.accounts SET status = 'disabled' WHERE id = %s", id);
+    PQclear(PQexec(s_db, sql));
+    ts_http_reply_t r = s_set(phone, code, "new-password-1");
+    assert_int_equal(r.status, 403);
+    assert_string_equal(ts_error_code(&r), "account_disabled");
+    ts_http_reply_free(&r);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM registry.accounts a JOIN registry.password_codes c "
+             "ON c.account_id = a.id WHERE a.id = %s AND a.password_hash IS NULL",
+             id);
+    assert_int_equal(s_sql_long(sql), 1);
+    r = s_issue(id, s_worker);
+    assert_int_equal(r.status, 409);
+    ts_http_reply_free(&r);
+
+    snprintf(sql, sizeof sql, "UPDATE registry.accounts SET status = 'active' WHERE id = %s", id);
+    PQclear(PQexec(s_db, sql));
+    snprintf(sql, sizeof sql,
+             "INSERT INTO registry.grants (account_id, role, scope) VALUES (%s, 'org_leader', "
+             "'org:1')",
+             id);
+    PQclear(PQexec(s_db, sql));
+    r = s_issue(id, s_worker);
+    assert_int_equal(r.status, 403);
+    assert_string_equal(ts_error_code(&r), "holds_grants");
+    ts_http_reply_free(&r);
+    r = s_issue(id, s_admin);
+    assert_int_equal(r.status, 201);
+    snprintf(code, sizeof code, "%s", json_string_value(json_object_get(r.json, "code")));
+    ts_http_reply_free(&r);
+    r = s_set(phone, code, "leader-password-1");
+    assert_int_equal(r.status, 200);
+    ts_http_reply_free(&r);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_imported_volunteer_sets_password),
         cmocka_unit_test(test_wrong_tries_expiry_and_unknown_phone),
+        cmocka_unit_test(test_disabled_account_and_grants),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
