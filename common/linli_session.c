@@ -8,28 +8,83 @@
 #include <stdlib.h>
 #include <string.h>
 
+//  KEYS: the session, the account's set of session hashes. ARGV: the
+//  packed caller, the TTL, the hash, the session key prefix. The session is
+//  stored and listed under its account (the set lives as long as its
+//  longest session); hashes of sessions gone are pruned as it grows.
+static const char s_create_lua[] =
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))\n"
+    "redis.call('SADD', KEYS[2], ARGV[3])\n"
+    "if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then\n"
+    "  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))\n"
+    "end\n"
+    "if redis.call('SCARD', KEYS[2]) > 32 then\n"
+    "  for _, h in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
+    "    if redis.call('EXISTS', ARGV[4] .. h) == 0 then redis.call('SREM', KEYS[2], h) end\n"
+    "  end\n"
+    "end\n"
+    "return 1\n";
+
+//  KEYS: the account's set. ARGV: the session key prefix. Ends every
+//  session listed; returns how many there were.
+static const char s_revoke_lua[] = "local n = 0\n"
+                                   "for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+                                   "  n = n + redis.call('DEL', ARGV[1] .. h)\n"
+                                   "end\n"
+                                   "redis.call('DEL', KEYS[1])\n"
+                                   "return n\n";
+
+//  The key of the set listing user_id's sessions.
+static void
+s_user_key(const char *prefix, const char *user_id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%ssessions:%s", prefix ? prefix : "", user_id ? user_id : "");
+}
+
 int
 linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_s, char *token,
                      size_t cap, int64_t *expires_at_ms)
 {
-    char hash[65], key[256];
+    char hash[65], key[256], user_key[256], session_prefix[256], ttl[16];
     //  Without a fresh token the session would sit under the hash of "".
     if (linli_token_new(token, cap))
         return -1;
     linli_token_hash(token, hash);
     linli_session_key(linli_redis_prefix(redis), hash, key, sizeof key);
+    linli_session_key(linli_redis_prefix(redis), "", session_prefix, sizeof session_prefix);
+    s_user_key(linli_redis_prefix(redis), caller->user_id, user_key, sizeof user_key);
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
     size_t len = linli__caller__get_packed_size(caller);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
         return -1;
     linli__caller__pack(caller, buf);
-    redisReply *r = linli_redis_cmd(redis, "SET %s %b EX %d", key, buf, len, ttl_s);
+    const char *argv[] = {"EVAL", s_create_lua, "2",           key, user_key, (const char *)buf,
+                          ttl,    hash,         session_prefix};
+    size_t lens[] = {4,           strlen(s_create_lua), 1,
+                     strlen(key), strlen(user_key),     len,
+                     strlen(ttl), strlen(hash),         strlen(session_prefix)};
+    redisReply *r = linli_redis_argv(redis, 9, argv, lens);
     free(buf);
-    int rc = (r && r->type == REDIS_REPLY_STATUS) ? 0 : -1;
+    int rc = (r && r->type == REDIS_REPLY_INTEGER) ? 0 : -1;
     if (r)
         freeReplyObject(r);
     if (rc == 0)
         *expires_at_ms = linli_now_ms() + (int64_t)ttl_s * 1000;
+    return rc;
+}
+
+int
+linli_session_revoke_user(linli_redis_t *redis, const char *user_id)
+{
+    char user_key[256], session_prefix[256];
+    s_user_key(linli_redis_prefix(redis), user_id, user_key, sizeof user_key);
+    linli_session_key(linli_redis_prefix(redis), "", session_prefix, sizeof session_prefix);
+    const char *argv[] = {"EVAL", s_revoke_lua, "1", user_key, session_prefix};
+    redisReply *r = linli_redis_argv(redis, 5, argv, NULL);
+    int rc = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+    if (r)
+        freeReplyObject(r);
     return rc;
 }
 

@@ -1,6 +1,8 @@
 //  linli_session: bearer-token sessions in Redis. The key
 //  <prefix>session:<hash of token> holds the packed Linli__Caller with a TTL;
-//  the token itself is never stored. Created by the registry at login,
+//  the token itself is never stored; <prefix>sessions:<user id> lists the
+//  hashes of a user's sessions, so all of them can be ended at once.
+//  Created by the registry at login,
 //  resolved by the gateway on every authenticated request (asynchronously:
 //  services/gateway/gateway_sessions.c).
 #ifndef LINLI_SESSION_H
@@ -12,7 +14,8 @@
 #include "linli_redis.h"
 #include "linli/envelope.pb-c.h"
 
-//  Store caller (borrowed) under a new random token valid for ttl_s seconds.
+//  Store caller (borrowed) under a new random token valid for ttl_s seconds,
+//  listed under caller->user_id (<prefix>sessions:<user id>) for revocation.
 //  Writes the token (caller shows it once) and its expiry. 0 or -1 (Redis down).
 int linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_s, char *token,
                          size_t cap, int64_t *expires_at_ms);
@@ -20,6 +23,10 @@ int linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int 
 //  The Redis key of the session whose token hash is given (the gateway looks
 //  it up asynchronously, gateway_sessions.c).
 void linli_session_key(const char *prefix, const char *hash, char *out, size_t cap);
+
+//  End every session of user_id (a password changed, an account closed):
+//  create lists each session under its account. How many ended, or -1.
+int linli_session_revoke_user(linli_redis_t *redis, const char *user_id);
 
 //  End the session whose token hash is given. 0 or -1.
 int linli_session_delete(linli_redis_t *redis, const char *hash);

@@ -394,6 +394,9 @@ s_set_password(void *self_, linli_request_t *request, const ProtobufCMessage *ms
         s_login_failed(self, bucket);
         return linli_fail(request, 401, "bad_code", "wrong phone or code, or the code has expired");
     }
+    //  A new password ends the sessions opened with the old one.
+    if (linli_session_revoke_user(self->redis, idbuf) < 0)
+        linli_warn("registry: the sessions of account %s could not be ended", idbuf);
     return s_login_answer(self, request, &account, bucket);
 }
 

@@ -218,12 +218,27 @@ test_imported_volunteer_sets_password(void **state)
                                             "linli.registry.account.password_set", C1, needles),
                      1);
 
-    //  A new code resets a forgotten password the same way.
+    //  A new code resets a forgotten password the same way, and ends the
+    //  sessions opened with the old one.
+    char *old = ts_login(&s_suite, phone, "new-password-1");
+    assert_non_null(old);
+    r = s_req("GET", "/v1/me", old, NULL);
+    assert_int_equal(r.status, 200);
+    ts_http_reply_free(&r);
     s_code(id, code);
     ts_sleep_ms(1100); //  the failed reuse above counted against the phone
     r = s_set(phone, code, "third-password-3");
     assert_int_equal(r.status, 200);
+    char *fresh = strdup(json_string_value(json_object_get(r.json, "token")));
     ts_http_reply_free(&r);
+    r = s_req("GET", "/v1/me", old, NULL);
+    assert_int_equal(r.status, 401);
+    ts_http_reply_free(&r);
+    r = s_req("GET", "/v1/me", fresh, NULL);
+    assert_int_equal(r.status, 200);
+    ts_http_reply_free(&r);
+    free(old);
+    free(fresh);
     assert_null(ts_login(&s_suite, phone, "new-password-1"));
     again = ts_login(&s_suite, phone, "third-password-3");
     assert_non_null(again);
