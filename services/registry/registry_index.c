@@ -469,7 +469,9 @@ registry_index_poll(registry_index_t *self, int block_ms)
 
 //  Run script over n argument vectors in one pipeline, counting replies of
 //  1 in *ones when not NULL. Loads the script first and again on NOSCRIPT;
-//  a failed round trip is retried (the scripts are idempotent). 0 or -1.
+//  a failed round trip is retried (the scripts are idempotent). 0, -1 when
+//  Redis failed, or -2 when the script refused an entry (logged; the
+//  others were applied, and retrying will not help).
 static int
 s_run_batch(linli_redis_t *redis, s_script_t *script, int n, const int *argcs, const char ***argvs,
             long *ones)
@@ -508,7 +510,7 @@ s_run_batch(linli_redis_t *redis, s_script_t *script, int n, const int *argcs, c
             continue;
         }
         if (failed && rc == 0)
-            return -1; //  the script itself refused: retrying will not help
+            return -2; //  the script itself refused: retrying will not help
         if (!failed) {
             if (ones)
                 *ones += got;
@@ -580,6 +582,13 @@ s_handle_imported(registry_index_t *self, const Linli__Event *event)
     for (int start = 0; rc == 0 && start < k; start += S_BATCH) {
         int count = k - start < S_BATCH ? k - start : S_BATCH;
         rc = s_run_batch(self->redis, &self->apply, count, argcs + start, argvs + start, NULL);
+        if (rc == -2) {
+            //  One entry the script refuses must not hold back the event's
+            //  others for ever: acknowledged, as an unindexable one is.
+            linli_log_ctx(LINLI_LOG_ERROR, NULL, event->id,
+                          "index: an entry of %s was refused; the rest applied", event->type);
+            rc = 0;
+        }
     }
     free(argcs);
     free(argvs);
@@ -659,7 +668,7 @@ s_rebuild_apply(s_rebuild_t *r, const s_entry_t *entries, int n)
             argcs[i] = s_apply_argv(&entries[start + i], "", prefix, true, r->argv[i]);
         }
         long applied = 0;
-        if (s_run_batch(r->redis, &r->apply, count, argcs, argvs, &applied))
+        if (s_run_batch(r->redis, &r->apply, count, argcs, argvs, &applied) != 0)
             return -1;
         r->stats.stale += count - applied;
     }
