@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-static const struct {
+static const struct s_role_t {
     const char *role;
     int rank;
     int scope_len;
@@ -14,22 +14,28 @@ static const struct {
     {LINLI_ROLE_COMMUNITY_WORKER, 1, 12},
 };
 
-int
-linli_auth_rank(const char *role)
+//  The table row of role, or NULL when role is not one of ours.
+static const struct s_role_t *
+s_role(const char *role)
 {
     for (size_t i = 0; role && i < sizeof s_roles / sizeof s_roles[0]; i++)
         if (!strcmp(role, s_roles[i].role))
-            return s_roles[i].rank;
-    return 0;
+            return &s_roles[i];
+    return NULL;
+}
+
+int
+linli_auth_rank(const char *role)
+{
+    const struct s_role_t *r = s_role(role);
+    return r ? r->rank : 0;
 }
 
 int
 linli_auth_scope_len(const char *role)
 {
-    for (size_t i = 0; role && i < sizeof s_roles / sizeof s_roles[0]; i++)
-        if (!strcmp(role, s_roles[i].role))
-            return s_roles[i].scope_len;
-    return 0;
+    const struct s_role_t *r = s_role(role);
+    return r ? r->scope_len : 0;
 }
 
 bool

@@ -501,6 +501,20 @@ s_new_message(const ProtobufCMessageDescriptor *desc)
 // --------------------------------------------------------------------------
 //  Constraints on one value, shared by from_json and validate.
 
+//  Refuse a value outside lo..hi (a type's or a constraint's range); -1.
+static int
+s_fail_signed_range(s_ctx_t *ctx, int64_t lo, int64_t hi)
+{
+    return s_fail(ctx, "out_of_range", "must be between %" PRId64 " and %" PRId64, lo, hi);
+}
+
+//  Refuse an integer outside its unsigned type's range; -1.
+static int
+s_fail_unsigned_range(s_ctx_t *ctx, uint64_t hi)
+{
+    return s_fail(ctx, "out_of_range", "must be between 0 and %" PRIu64, hi);
+}
+
 //  Range and one_of of a signed integer (c may be NULL).
 static int
 s_check_signed(s_ctx_t *ctx, const linli_constraint_t *c, int64_t v)
@@ -508,8 +522,7 @@ s_check_signed(s_ctx_t *ctx, const linli_constraint_t *c, int64_t v)
     if (!c)
         return 0;
     if ((c->min || c->max) && (v < c->min || v > c->max))
-        return s_fail(ctx, "out_of_range", "must be between %" PRId64 " and %" PRId64, c->min,
-                      c->max);
+        return s_fail_signed_range(ctx, c->min, c->max);
     if (c->one_of) {
         char text[24];
         snprintf(text, sizeof text, "%" PRId64, v);
@@ -529,8 +542,7 @@ s_check_unsigned(s_ctx_t *ctx, const linli_constraint_t *c, uint64_t v)
         bool below = c->min > 0 && v < (uint64_t)c->min;
         bool above = c->max < 0 || v > (uint64_t)c->max;
         if (below || above)
-            return s_fail(ctx, "out_of_range", "must be between %" PRId64 " and %" PRId64, c->min,
-                          c->max);
+            return s_fail_signed_range(ctx, c->min, c->max);
     }
     if (c->one_of) {
         char text[24];
@@ -547,8 +559,7 @@ s_check_double(s_ctx_t *ctx, const linli_constraint_t *c, double v)
 {
     //  written so that NaN is out of every range
     if (c && (c->min || c->max) && !(v >= (double)c->min && v <= (double)c->max))
-        return s_fail(ctx, "out_of_range", "must be between %" PRId64 " and %" PRId64, c->min,
-                      c->max);
+        return s_fail_signed_range(ctx, c->min, c->max);
     return 0;
 }
 
@@ -661,20 +672,6 @@ s_check_value(s_ctx_t *ctx, const ProtobufCFieldDescriptor *fd, const s_rule_t *
 
 // --------------------------------------------------------------------------
 //  One scalar from JSON (j) or from a URL parameter (text, when not NULL).
-
-//  Refuse an integer outside its type's range; -1.
-static int
-s_fail_signed_range(s_ctx_t *ctx, int64_t lo, int64_t hi)
-{
-    return s_fail(ctx, "out_of_range", "must be between %" PRId64 " and %" PRId64, lo, hi);
-}
-
-//  Refuse an integer outside its unsigned type's range; -1.
-static int
-s_fail_unsigned_range(s_ctx_t *ctx, uint64_t hi)
-{
-    return s_fail(ctx, "out_of_range", "must be between 0 and %" PRIu64, hi);
-}
 
 //  An integer from lo to hi. JSON strings are taken as decimal when
 //  strings_ok; a JSON real is an out-of-range whole number or not an integer.

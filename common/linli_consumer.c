@@ -5,6 +5,7 @@
 #include "linli_outbox.h"
 #include "linli_redis.h"
 
+#include <czmq.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -46,15 +47,6 @@ struct linli_consumer_t {
     atomic_bool stop;         //  asks the runner to end
     _Atomic uint64_t handled; //  entries acknowledged
 };
-
-//  Milliseconds on the monotonic clock (for periods, immune to clock steps).
-static int64_t
-s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 linli_consumer_t *
 linli_consumer_new(const linli_consumer_opts_t *opts)
@@ -175,8 +167,10 @@ s_handle_entries(linli_consumer_t *self, const redisReply *entries, char *last_i
         return 0;
     size_t n = entries->elements;
     const char **argv = calloc(n + 3, sizeof *argv);
-    if (!argv)
+    if (!argv) {
+        linli_error("consumer: out of memory reading %zu entries of %s", n, self->key);
         return -1;
+    }
     int argc = 0;
     argv[argc++] = "XACK";
     argv[argc++] = self->key;
@@ -257,7 +251,7 @@ s_claim(linli_consumer_t *self)
     //  Copy the cursor first: the reply goes away below.
     snprintf(self->claim_from, sizeof self->claim_from, "%s", reply->element[0]->str);
     if (!strcmp(self->claim_from, "0-0"))
-        self->next_claim_ms = s_mono_ms() + self->claim_every_ms;
+        self->next_claim_ms = zclock_mono() + self->claim_every_ms;
     if (reply->element[1]->type == REDIS_REPLY_ARRAY && reply->element[1]->elements > 0)
         linli_info("consumer: %s claimed %zu idle entries of %s", self->name,
                    reply->element[1]->elements, self->key);
@@ -324,7 +318,7 @@ linli_consumer_poll(linli_consumer_t *self, int block_ms)
     if (block_ms < 0)
         block_ms = 0;
     int handled = 0;
-    if (s_mono_ms() >= self->next_claim_ms) {
+    if (zclock_mono() >= self->next_claim_ms) {
         int rc = s_claim(self);
         if (rc < 0)
             return -1;

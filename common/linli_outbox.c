@@ -41,17 +41,12 @@ linli_outbox_ddl(void)
 void
 linli_event_new_id(char id[33])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char raw[16];
     //  sodium_init is idempotent and thread-safe; randombytes never fails.
     if (sodium_init() < 0)
         linli_error("outbox: sodium_init failed");
     randombytes_buf(raw, sizeof raw);
-    for (size_t i = 0; i < sizeof raw; i++) {
-        id[2 * i] = hex[raw[i] >> 4];
-        id[2 * i + 1] = hex[raw[i] & 15];
-    }
-    id[32] = '\0';
+    sodium_bin2hex(id, 33, raw, sizeof raw);
 }
 
 int
@@ -104,17 +99,12 @@ linli_event_clear(linli_event_t *self)
 static char *
 s_bytea_hex(const uint8_t *data, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     char *out = malloc(2 * len + 3);
     if (!out)
         return NULL;
     out[0] = '\\';
     out[1] = 'x';
-    for (size_t i = 0; i < len; i++) {
-        out[2 + 2 * i] = hex[data[i] >> 4];
-        out[3 + 2 * i] = hex[data[i] & 15];
-    }
-    out[2 + 2 * len] = '\0';
+    sodium_bin2hex(out + 2, 2 * len + 1, data, len);
     return out;
 }
 

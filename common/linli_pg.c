@@ -3,6 +3,7 @@
 #include "linli_pg.h"
 #include "linli_log.h"
 
+#include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -43,15 +44,6 @@ linli_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-//  Milliseconds on the monotonic clock (for back-off, immune to clock steps).
-static int64_t
-s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -181,7 +173,7 @@ linli_pg_conn(linli_pg_t *self)
     if (self->in_tx)
         return NULL;
     s_drop(self);
-    int64_t now = s_mono_ms();
+    int64_t now = zclock_mono();
     if (now < self->next_attempt_ms)
         return NULL;
     //  connect_timeout first: a value in the DSN (expanded after it) wins.

@@ -3,6 +3,7 @@
 #include "linli_redis.h"
 #include "linli_log.h"
 
+#include <czmq.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,15 +25,6 @@ struct linli_redis_t {
     int64_t next_attempt_ms; //  monotonic time before which we do not reconnect
 };
 
-//  Milliseconds on the monotonic clock (for back-off, immune to clock steps).
-static int64_t
-s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 linli_redis_t *
 linli_redis_new(const char *host, int port, int timeout_ms, const char *prefix)
 {
@@ -44,9 +36,7 @@ linli_redis_new(const char *host, int port, int timeout_ms, const char *prefix)
     self->host = strdup(host);
     self->prefix = strdup(prefix ? prefix : "");
     if (!self->host || !self->prefix) {
-        free(self->host);
-        free(self->prefix);
-        free(self);
+        linli_redis_destroy(&self);
         return NULL;
     }
     self->port = port;
@@ -86,7 +76,7 @@ s_context(linli_redis_t *self)
     if (self->ctx && !self->ctx->err)
         return self->ctx;
     s_drop(self);
-    int64_t now = s_mono_ms();
+    int64_t now = zclock_mono();
     if (now < self->next_attempt_ms)
         return NULL;
     struct timeval tv = {self->timeout_ms / 1000, (self->timeout_ms % 1000) * 1000};

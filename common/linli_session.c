@@ -41,6 +41,19 @@ s_user_key(const char *prefix, const char *user_id, char *out, size_t cap)
     snprintf(out, cap, "%ssessions:%s", prefix ? prefix : "", user_id ? user_id : "");
 }
 
+//  True when r is the integer reply a script or DEL gives; an error reply is
+//  logged here (a NULL one was logged by linli_redis).
+static bool
+s_check_reply(const redisReply *r, const char *what)
+{
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        return true;
+    if (r)
+        linli_error("session: %s: %s", what,
+                    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    return false;
+}
+
 int
 linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_s, char *token,
                      size_t cap, int64_t *expires_at_ms)
@@ -66,7 +79,7 @@ linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_
                      strlen(ttl), strlen(hash),         strlen(session_prefix)};
     redisReply *r = linli_redis_argv(redis, 9, argv, lens);
     free(buf);
-    int rc = (r && r->type == REDIS_REPLY_INTEGER) ? 0 : -1;
+    int rc = s_check_reply(r, "create") ? 0 : -1;
     if (r)
         freeReplyObject(r);
     if (rc == 0)
@@ -82,7 +95,7 @@ linli_session_revoke_user(linli_redis_t *redis, const char *user_id)
     linli_session_key(linli_redis_prefix(redis), "", session_prefix, sizeof session_prefix);
     const char *argv[] = {"EVAL", s_revoke_lua, "1", user_key, session_prefix};
     redisReply *r = linli_redis_argv(redis, 5, argv, NULL);
-    int rc = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+    int rc = s_check_reply(r, "revoke") ? (int)r->integer : -1;
     if (r)
         freeReplyObject(r);
     return rc;
@@ -100,9 +113,8 @@ linli_session_delete(linli_redis_t *redis, const char *hash)
     char key[256];
     linli_session_key(linli_redis_prefix(redis), hash, key, sizeof key);
     redisReply *r = linli_redis_cmd(redis, "DEL %s", key);
-    if (!r)
-        return -1;
-    int rc = r->type == REDIS_REPLY_ERROR ? -1 : 0;
-    freeReplyObject(r);
+    int rc = s_check_reply(r, "delete") ? 0 : -1;
+    if (r)
+        freeReplyObject(r);
     return rc;
 }

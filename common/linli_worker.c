@@ -119,8 +119,12 @@ s_send_reply(linli_request_t *request, const Linli__Reply *reply)
         return 0;
     void *handle = zsock_resolve(link->sock);
     zmq_msg_t body;
-    if (zmq_msg_init_size(&body, linli__reply__get_packed_size(reply)) == -1)
+    if (zmq_msg_init_size(&body, linli__reply__get_packed_size(reply)) == -1) {
+        linli_log_ctx(LINLI_LOG_ERROR, linli_request_id(request), NULL,
+                      "worker: reply to %s dropped: %s", linli_request_method(request),
+                      zmq_strerror(errno));
         return 0;
+    }
     linli__reply__pack(reply, zmq_msg_data(&body));
     if (zmq_send(handle, S_TAG, S_TAG_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
         linli_log_ctx(LINLI_LOG_WARN, linli_request_id(request), NULL,
@@ -307,8 +311,10 @@ s_link_open(s_link_t *link)
     linli_worker_t *self = link->owner;
     link->expiry = zclock_mono() + (int64_t)self->liveness * self->heartbeat_ms;
     link->sock = zsock_new(ZMQ_DEALER);
-    if (!link->sock)
+    if (!link->sock) {
+        linli_error("worker: cannot make a socket for %s", link->endpoint);
         return -1;
+    }
     //  A reconnect throws away what the old socket still queued.
     zsock_set_linger(link->sock, 0);
     if (zsock_connect(link->sock, "%s", link->endpoint) == -1) {
@@ -317,6 +323,7 @@ s_link_open(s_link_t *link)
         return -1;
     }
     if (zloop_reader(self->loop, link->sock, s_on_link, link) == -1) {
+        linli_error("worker: cannot poll the socket for %s", link->endpoint);
         zsock_destroy(&link->sock);
         return -1;
     }
@@ -612,25 +619,21 @@ linli_reply(linli_request_t *request, int status, const ProtobufCMessage *body)
 {
     if (request->replied)
         return s_send_reply(request, NULL);
-    Linli__Reply reply = LINLI__REPLY__INIT;
-    reply.status = status;
-    if (body) {
-        linli_worker_t *self = request->worker;
-        size_t len = protobuf_c_message_get_packed_size(body);
-        if (len > self->scratch_cap) {
-            size_t cap = len < 4096 ? 4096 : len;
-            uint8_t *scratch = realloc(self->scratch, cap);
-            if (!scratch)
-                return s_fail(request, 500, "internal", NULL, "Out of memory packing a reply.");
-            self->scratch = scratch;
-            self->scratch_cap = cap;
-        }
-        protobuf_c_message_pack(body, self->scratch);
-        reply.has_body = 1;
-        reply.body.len = len;
-        reply.body.data = self->scratch;
+    if (!body)
+        return linli_reply_packed(request, status, NULL, 0);
+    linli_worker_t *self = request->worker;
+    size_t len = protobuf_c_message_get_packed_size(body);
+    //  Even an empty body needs a buffer: a NULL one would send no body at all.
+    if (!self->scratch || len > self->scratch_cap) {
+        size_t cap = len < 4096 ? 4096 : len;
+        uint8_t *scratch = realloc(self->scratch, cap);
+        if (!scratch)
+            return s_fail(request, 500, "internal", NULL, "Out of memory packing a reply.");
+        self->scratch = scratch;
+        self->scratch_cap = cap;
     }
-    return s_send_reply(request, &reply);
+    protobuf_c_message_pack(body, self->scratch);
+    return linli_reply_packed(request, status, self->scratch, len);
 }
 
 int

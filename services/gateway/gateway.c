@@ -55,6 +55,7 @@ struct gateway_t {
     int64_t timeout_ms;           //  per request
     size_t max_body;              //  bytes
     size_t *route_max_body;       //  owned: per route, its body limit
+    size_t n_routes;              //  gateway_routes_count(), counted once; also "unmatched"
     size_t inflight;              //  HTTP requests waiting for a reply
     char *stats;                  //  owned: the broker's last stats snapshot
     int64_t stats_at_us;          //  when it was taken (monotonic)
@@ -105,17 +106,16 @@ s_send_text(gateway_t *self, struct evhttp_request *req, size_t route, int64_t s
         snprintf(ra, sizeof ra, "%d", retry_after_s);
         evhttp_add_header(out, "Retry-After", ra);
     }
-    struct evbuffer *buf = evbuffer_new();
-    if (buf && text)
+    //  Straight into the request's own output buffer: no buffer of ours per answer.
+    struct evbuffer *buf = evhttp_request_get_output_buffer(req);
+    if (text)
         evbuffer_add(buf, text, len);
-    else if (buf && status >= 400)
+    else if (status >= 400)
         //  Out of memory building the answer: an error still carries its code.
         evbuffer_add_printf(buf, "{\"error\":{\"code\":\"%s\",\"message\":\"\"}}",
                             status >= 500 ? "internal" : "bad_request");
     const char *reason = status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
-    evhttp_send_reply(req, status, reason, buf);
-    if (buf)
-        evbuffer_free(buf);
+    evhttp_send_reply(req, status, reason, NULL);
     gateway_metrics_observe(self->metrics, route, status, s_mono_us() - start_us);
     if (status >= 500)
         linli_log_ctx(LINLI_LOG_WARN, request_id, NULL, "answered %d", status);
@@ -311,23 +311,21 @@ s_healthz(gateway_t *self, struct evhttp_request *req, int64_t start_us, const c
     json_t *broker = stats ? json_loads(stats, 0, NULL) : NULL;
     json_t *body = json_pack("{s:s, s:o, s:I}", "status", broker ? "ok" : "degraded", "broker",
                              broker ? broker : json_null(), "inflight", (json_int_t)self->inflight);
-    s_send_json(self, req, gateway_routes_count(), start_us, rid, broker ? 200 : 503, body, 0);
+    s_send_json(self, req, self->n_routes, start_us, rid, broker ? 200 : 503, body, 0);
 }
 
 static void
 s_metrics(gateway_t *self, struct evhttp_request *req, int64_t start_us, const char *rid)
 {
     char *text = gateway_metrics_render(self->metrics, s_route_name, s_broker_stats(self));
-    struct evbuffer *buf = evbuffer_new();
     if (text)
-        evbuffer_add(buf, text, strlen(text));
+        evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
     free(text);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Request-Id", rid);
-    evhttp_send_reply(req, 200, "OK", buf);
-    evbuffer_free(buf);
-    gateway_metrics_observe(self->metrics, gateway_routes_count(), 200, s_mono_us() - start_us);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4");
+    evhttp_add_header(out, "X-Request-Id", rid);
+    evhttp_send_reply(req, 200, "OK", NULL);
+    gateway_metrics_observe(self->metrics, self->n_routes, 200, s_mono_us() - start_us);
 }
 
 // ---------------------------------------------------------------- requests
@@ -410,6 +408,18 @@ s_query_params(const char *query, json_t *params, char *bad, size_t cap)
     return rc;
 }
 
+//  v as a protobuf varint into out (room for 10 bytes); its length.
+static size_t
+s_varint(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    do {
+        out[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return n;
+}
+
 //  Append field `name` (a bytes field of desc) holding data to an already
 //  packed message: protobuf allows fields in any order, so tag + length +
 //  data after the rest is the same message. Returns the grown buffer (the
@@ -423,17 +433,8 @@ s_append_bytes_field(const ProtobufCMessageDescriptor *desc, const char *name, u
     if (!f || f->type != PROTOBUF_C_TYPE_BYTES)
         return NULL;
     uint8_t head[20];
-    size_t h = 0;
-    uint64_t v = ((uint64_t)f->id << 3) | 2; //  wire type 2: length-delimited
-    do {
-        head[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-    v = dlen;
-    do {
-        head[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
+    size_t h = s_varint(head, ((uint64_t)f->id << 3) | 2); //  wire type 2: length-delimited
+    h += s_varint(head + h, dlen);
     uint8_t *grown = realloc(packed, *len + h + dlen);
     if (!grown)
         return NULL; //  packed is still the caller's to free
@@ -465,7 +466,7 @@ s_on_request(struct evhttp_request *req, void *arg)
 {
     gateway_t *self = (gateway_t *)arg;
     int64_t start = s_mono_us();
-    size_t unmatched = gateway_routes_count();
+    size_t unmatched = self->n_routes;
     char rid[65];
     s_request_id(req, rid);
 
@@ -555,65 +556,60 @@ s_proceed(s_stage_t *st, int rc, Linli__Caller *caller, const char *session_hash
     char session[65];
     snprintf(session, sizeof session, "%s", session_hash ? session_hash : "");
 
+    //  Refusals before the request is built: what to answer, then one exit
+    //  (refuse) that frees what this stage holds.
+    json_t *body = NULL;
+    int status;
+    const char *code, *message, *field = NULL;
+    char msg[256];
+
     //  A bad token on a public route is ignored, elsewhere 401.
     bool public_route = !strcmp(route->access, "public");
     if (rc != 0 && !public_route) {
-        json_decref(params);
-        s_send_error(self, req, ri, start, rid, 503, "session_store_unavailable",
-                     "sessions cannot be checked right now", NULL);
-        return;
+        status = 503;
+        code = "session_store_unavailable";
+        message = "sessions cannot be checked right now";
+        goto refuse;
     }
-    if (!public_route) {
-        if (!caller) {
-            json_decref(params);
-            s_send_error(self, req, ri, start, rid, 401,
-                         authz ? "invalid_token" : "unauthenticated",
-                         authz ? "the token is unknown or expired" : "log in first", NULL);
-            return;
-        }
-        if (!linli_auth_has_role(caller, route->access)) {
-            json_decref(params);
-            linli__caller__free_unpacked(caller, NULL);
-            s_send_error(self, req, ri, start, rid, 403, "forbidden", "your role may not do this",
-                         NULL);
-            return;
-        }
+    if (!public_route && !caller) {
+        status = 401;
+        code = authz ? "invalid_token" : "unauthenticated";
+        message = authz ? "the token is unknown or expired" : "log in first";
+        goto refuse;
+    }
+    if (!public_route && !linli_auth_has_role(caller, route->access)) {
+        status = 403;
+        code = "forbidden";
+        message = "your role may not do this";
+        goto refuse;
     }
 
     //  Body: size, then a JSON object, or raw bytes for a raw-body route.
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
-    json_t *body = NULL;
     if (len > self->route_max_body[ri]) {
-        json_decref(params);
-        if (caller)
-            linli__caller__free_unpacked(caller, NULL);
-        s_send_error(self, req, ri, start, rid, 413, "too_large", "the request body is too large",
-                     NULL);
-        return;
+        status = 413;
+        code = "too_large";
+        message = "the request body is too large";
+        goto refuse;
     }
     if (len > 0 && !strcmp(verb, "GET")) {
-        json_decref(params);
-        if (caller)
-            linli__caller__free_unpacked(caller, NULL);
-        s_send_error(self, req, ri, start, rid, 400, "unexpected_body",
-                     "GET takes its parameters in the path and query, not a body", NULL);
-        return;
+        status = 400;
+        code = "unexpected_body";
+        message = "GET takes its parameters in the path and query, not a body";
+        goto refuse;
     }
     if (len > 0 && !route->raw_body) {
         json_error_t jerr;
         body = json_loadb((const char *)evbuffer_pullup(in, (ev_ssize_t)len), len,
                           JSON_REJECT_DUPLICATES, &jerr);
         if (!body || !json_is_object(body)) {
-            char msg[256];
             snprintf(msg, sizeof msg, "the body must be a JSON object%s%s", body ? "" : ": ",
                      body ? "" : jerr.text);
-            json_decref(body);
-            json_decref(params);
-            if (caller)
-                linli__caller__free_unpacked(caller, NULL);
-            s_send_error(self, req, ri, start, rid, 400, "invalid_json", msg, NULL);
-            return;
+            status = 400;
+            code = "invalid_json";
+            message = msg;
+            goto refuse;
         }
     }
     char bad[128] = "";
@@ -621,42 +617,38 @@ s_proceed(s_stage_t *st, int rc, Linli__Caller *caller, const char *session_hash
         (route->raw_body && json_object_get(params, route->raw_body) &&
          snprintf(bad, sizeof bad, "%s", route->raw_body))) {
         //  A raw-body route's field comes from the body only.
-        json_decref(body);
-        json_decref(params);
-        if (caller)
-            linli__caller__free_unpacked(caller, NULL);
-        s_send_error(self, req, ri, start, rid, 400, "invalid_query",
-                     "the query string is malformed or repeats a parameter", bad);
-        return;
+        status = 400;
+        code = "invalid_query";
+        message = "the query string is malformed or repeats a parameter";
+        field = bad;
+        goto refuse;
     }
     linli_codec_error_t cerr;
-    ProtobufCMessage *msg = linli_codec_from_json(route->request, body, params, &cerr);
+    ProtobufCMessage *msg_in = linli_codec_from_json(route->request, body, params, &cerr);
     json_decref(body);
     json_decref(params);
-    if (!msg) {
-        if (caller)
-            linli__caller__free_unpacked(caller, NULL);
-        s_send_error(self, req, ri, start, rid, cerr.status ? cerr.status : 400, cerr.code,
-                     cerr.message, cerr.field);
-        return;
+    body = params = NULL;
+    if (!msg_in) {
+        status = cerr.status ? cerr.status : 400;
+        code = cerr.code;
+        message = cerr.message;
+        field = cerr.field;
+        goto refuse;
     }
 
     s_pending_t *p = calloc(1, sizeof *p);
     Linli__Request *request = calloc(1, sizeof *request);
-    size_t blen = protobuf_c_message_get_packed_size(msg);
+    size_t blen = protobuf_c_message_get_packed_size(msg_in);
     uint8_t *packed = malloc(blen ? blen : 1);
     if (!p || !request || !packed) {
         free(p);
         free(request);
         free(packed);
-        protobuf_c_message_free_unpacked(msg, NULL);
-        if (caller)
-            linli__caller__free_unpacked(caller, NULL);
-        s_send_error(self, req, ri, start, rid, 503, "overloaded", "out of memory", NULL);
-        return;
+        protobuf_c_message_free_unpacked(msg_in, NULL);
+        goto out_of_memory;
     }
-    protobuf_c_message_pack(msg, packed);
-    protobuf_c_message_free_unpacked(msg, NULL);
+    protobuf_c_message_pack(msg_in, packed);
+    protobuf_c_message_free_unpacked(msg_in, NULL);
     if (route->raw_body && len > 0) {
         //  The raw body is appended as its field, packed by hand: no copy
         //  into the message, no base64 round trip.
@@ -666,10 +658,7 @@ s_proceed(s_stage_t *st, int rc, Linli__Caller *caller, const char *session_hash
             free(packed);
             free(p);
             free(request);
-            if (caller)
-                linli__caller__free_unpacked(caller, NULL);
-            s_send_error(self, req, ri, start, rid, 503, "overloaded", "out of memory", NULL);
-            return;
+            goto out_of_memory;
         }
         packed = more;
     }
@@ -735,6 +724,18 @@ s_proceed(s_stage_t *st, int rc, Linli__Caller *caller, const char *session_hash
         s_send_error(self, req, ri, start, rid, 503, "broker_unavailable",
                      "the request could not be queued", NULL);
     }
+    return;
+
+out_of_memory:
+    status = 503;
+    code = "overloaded";
+    message = "out of memory";
+refuse:
+    json_decref(body);
+    json_decref(params);
+    if (caller)
+        linli__caller__free_unpacked(caller, NULL);
+    s_send_error(self, req, ri, start, rid, status, code, message, field);
 }
 
 // ---------------------------------------------------------------- events
@@ -768,12 +769,13 @@ gateway_new(struct event_base *base, const linli_config_t *config)
     self->timeout_ms = linli_config_int(config, "LINLI_REQUEST_TIMEOUT_MS");
     self->max_body = (size_t)linli_config_int(config, "LINLI_MAX_BODY_BYTES");
     size_t largest = self->max_body;
-    self->route_max_body = calloc(gateway_routes_count() + 1, sizeof(size_t));
+    self->n_routes = gateway_routes_count();
+    self->route_max_body = calloc(self->n_routes + 1, sizeof(size_t));
     if (!self->route_max_body) {
         free(self);
         return NULL;
     }
-    for (size_t i = 0; i < gateway_routes_count(); i++) {
+    for (size_t i = 0; i < self->n_routes; i++) {
         const char *cfg = gateway_routes[i].max_body_cfg;
         self->route_max_body[i] = cfg ? (size_t)linli_config_int(config, cfg) : self->max_body;
         if (self->route_max_body[i] > largest)
@@ -800,7 +802,7 @@ gateway_new(struct event_base *base, const linli_config_t *config)
                                           (int)linli_config_int(config, "LINLI_REDIS_PORT"),
                                           linli_config_str(config, "LINLI_REDIS_PREFIX"),
                                           (int)linli_config_int(config, "LINLI_REDIS_TIMEOUT_MS"));
-    self->metrics = gateway_metrics_new(gateway_routes_count());
+    self->metrics = gateway_metrics_new(self->n_routes);
     self->http = evhttp_new(base);
     if (!self->broker || !self->client || !self->sessions || !self->metrics || !self->http) {
         linli_error("gateway could not start its broker, client or HTTP server");

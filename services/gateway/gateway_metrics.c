@@ -123,6 +123,23 @@ s_label(char *out, size_t cap, const char *in)
     out[o] = '\0';
 }
 
+//  Gauge linli_broker_<field> with one line per service of the broker's
+//  stats (services may be NULL: the header only).
+static void
+s_broker_gauge(s_buf_t *b, json_t *services, const char *field, const char *help)
+{
+    s_printf(b, "# HELP linli_broker_%s %s\n# TYPE linli_broker_%s gauge\n", field, help, field);
+    const char *svc;
+    json_t *v;
+    char label[2 * 255 + 1];
+    json_object_foreach(services, svc, v)
+    {
+        s_label(label, sizeof label, svc);
+        s_printf(b, "linli_broker_%s{service=\"%s\"} %lld\n", field, label,
+                 (long long)json_integer_value(json_object_get(v, field)));
+    }
+}
+
 char *
 gateway_metrics_render(const gateway_metrics_t *self, const char *(*route_name)(size_t),
                        const char *broker_json)
@@ -154,33 +171,9 @@ gateway_metrics_render(const gateway_metrics_t *self, const char *(*route_name)(
 
     json_t *stats = broker_json ? json_loads(broker_json, 0, NULL) : NULL;
     json_t *services = stats ? json_object_get(stats, "services") : NULL;
-    s_printf(&b, "# HELP linli_broker_workers Workers connected, by service.\n"
-                 "# TYPE linli_broker_workers gauge\n");
-    const char *svc;
-    json_t *v;
-    char label[2 * 255 + 1];
-    json_object_foreach(services, svc, v)
-    {
-        s_label(label, sizeof label, svc);
-        s_printf(&b, "linli_broker_workers{service=\"%s\"} %lld\n", label,
-                 (long long)json_integer_value(json_object_get(v, "workers")));
-    }
-    s_printf(&b, "# HELP linli_broker_queued Requests waiting for a worker, by service.\n"
-                 "# TYPE linli_broker_queued gauge\n");
-    json_object_foreach(services, svc, v)
-    {
-        s_label(label, sizeof label, svc);
-        s_printf(&b, "linli_broker_queued{service=\"%s\"} %lld\n", label,
-                 (long long)json_integer_value(json_object_get(v, "queued")));
-    }
-    s_printf(&b, "# HELP linli_broker_inflight Requests held by workers, by service.\n"
-                 "# TYPE linli_broker_inflight gauge\n");
-    json_object_foreach(services, svc, v)
-    {
-        s_label(label, sizeof label, svc);
-        s_printf(&b, "linli_broker_inflight{service=\"%s\"} %lld\n", label,
-                 (long long)json_integer_value(json_object_get(v, "inflight")));
-    }
+    s_broker_gauge(&b, services, "workers", "Workers connected, by service.");
+    s_broker_gauge(&b, services, "queued", "Requests waiting for a worker, by service.");
+    s_broker_gauge(&b, services, "inflight", "Requests held by workers, by service.");
     json_decref(stats);
     return b.data;
 }

@@ -39,6 +39,11 @@ main(int argc, char **argv)
     zsys_handler_set(NULL);
     signal(SIGPIPE, SIG_IGN);
     struct event_base *base = event_base_new();
+    if (!base) {
+        linli_error("gateway: no event base");
+        linli_config_destroy(&config);
+        return 1;
+    }
     struct event *sigterm = evsignal_new(base, SIGTERM, s_on_signal, base);
     struct event *sigint = evsignal_new(base, SIGINT, s_on_signal, base);
     event_add(sigterm, NULL);

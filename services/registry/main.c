@@ -25,7 +25,6 @@ s_migrate(registry_t *reg, const linli_config_t *config, int argc, char **argv)
 static int
 s_seed_demo(registry_t *reg, const linli_config_t *config, int argc, char **argv)
 {
-    (void)config;
     (void)argc;
     (void)argv;
     if (registry_store_load_demo_areas(reg->store))

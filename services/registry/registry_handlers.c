@@ -130,8 +130,6 @@ s_list_areas(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
 
 // ---------------------------------------------------------------- sessions
 
-//  registry.Login: phone + password -> bearer token. Wrong passwords are
-//  counted per phone, attempts per client address; both answer 429 past the limit.
 //  The login limits for a phone: attempts per client address, and wrong
 //  passwords (or codes) per phone, whose bucket name goes to bucket. 0 when
 //  the caller may try; otherwise the request is answered (429 or 503) and 1.
@@ -195,8 +193,9 @@ s_login_failed(registry_t *self, const char *bucket)
 {
     bool ignored;
     int ra;
-    linli_ratelimit_hit(self->redis, bucket, self->login_failures, self->login_window_s, &ignored,
-                        &ra);
+    if (linli_ratelimit_hit(self->redis, bucket, self->login_failures, self->login_window_s,
+                            &ignored, &ra))
+        linli_warn("registry: a failed login could not be counted (rate limiter unavailable)");
 }
 
 //  A session for account, answered as a LoginReply (200).
@@ -219,7 +218,8 @@ s_login_answer(registry_t *self, linli_request_t *request, const registry_accoun
                              &expires_at))
         return linli_fail(request, 503, "session_store_unavailable",
                           "sessions cannot be created right now");
-    linli_ratelimit_reset(self->redis, bucket);
+    if (linli_ratelimit_reset(self->redis, bucket))
+        linli_warn("registry: the failed logins of a phone could not be reset");
 
     s_user_view_t view;
     Linli__Caller self_caller = LINLI__CALLER__INIT;
@@ -234,6 +234,8 @@ s_login_answer(registry_t *self, linli_request_t *request, const registry_accoun
     return rc;
 }
 
+//  registry.Login: phone + password -> bearer token. Wrong passwords are
+//  counted per phone, attempts per client address; both answer 429 past the limit.
 static int
 s_login(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
 {
@@ -516,14 +518,8 @@ s_create_staff(void *self_, linli_request_t *request, const ProtobufCMessage *ms
                                 "the password cannot be used");
 
     linli_idem_t idem;
-    switch (linli_idem_begin(self->pg, request, &idem)) {
-    case LINLI_IDEM_NEW:
-        break;
-    case LINLI_IDEM_REPLAYED:
-        return 0;
-    default:
-        return 0; //  linli_idem_begin answered already
-    }
+    if (linli_idem_begin(self->pg, request, &idem) != LINLI_IDEM_NEW)
+        return 0; //  replayed, or answered already
     bool taken;
     int64_t actor = registry_parse_id(caller->user_id);
     if (registry_store_account_insert(self->store, &account, phone_hash, actor, &taken))

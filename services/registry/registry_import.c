@@ -195,12 +195,9 @@ s_on_check(void *arg, const registry_csv_row_t *row)
     s_pass_t *pass = (s_pass_t *)arg;
     if (row->number == 1)
         return s_on_header(pass, row);
-    if (++pass->rows > pass->max_rows) {
-        char max[24];
-        snprintf(max, sizeof max, "%" PRId64, pass->max_rows);
+    if (++pass->rows > pass->max_rows)
         return s_job_error(pass, "too_many_rows", row->line,
-                           "the file has more than %s rows; split it", max);
-    }
+                           "the file has more than %" PRId64 " rows; split it", pass->max_rows);
     if (pass->rows % S_CHECK_STOP_EVERY == 0 && pass->should_stop &&
         pass->should_stop(pass->stop_arg)) {
         pass->stopped = true;
@@ -615,6 +612,8 @@ registry_import_actor(zsock_t *pipe, void *args)
     snprintf(self.runner, sizeof self.runner, "%s:%d", host, (int)getpid());
     zsock_signal(pipe, 0);
     zpoller_t *poller = self.pg && self.side ? zpoller_new(pipe, NULL) : NULL;
+    if (!poller)
+        linli_error("import: the runner could not start; no imports run in this process");
     bool busy = false;
     while (poller && !self.terminated) {
         //  Straight on after a job (there may be more), else wait a while.

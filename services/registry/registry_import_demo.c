@@ -543,7 +543,12 @@ registry_import_demo_csv_tool(registry_t *reg, const linli_config_t *config, int
             fprintf(f, "%s%s", k ? ";" : "", p.free_slots[k]);
         fprintf(f, ",%s\n", p.status);
     }
-    int rc = fclose(f) ? -1 : 0;
+    //  A write that failed on the way (disk full) leaves its mark in ferror.
+    int rc = ferror(f) ? -1 : 0;
+    if (fclose(f))
+        rc = -1;
+    if (rc)
+        fprintf(stderr, "demo-csv: writing %s failed\n", argv[1]);
     free(codes);
     return rc;
 }

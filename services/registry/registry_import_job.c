@@ -255,20 +255,21 @@ s_bytes(registry_import_job_t *self, const void *data, size_t len)
     self->len += len;
 }
 
+//  SQL NULL.
+static void
+s_null(registry_import_job_t *self)
+{
+    s_u32(self, 0xffffffffu);
+}
+
 //  A text value; NULL is SQL NULL.
 static void
 s_text(registry_import_job_t *self, const char *s)
 {
     if (!s)
-        s_u32(self, 0xffffffffu);
+        s_null(self);
     else
         s_bytes(self, s, strlen(s));
-}
-
-static void
-s_null(registry_import_job_t *self)
-{
-    s_u32(self, 0xffffffffu);
 }
 
 //  Send what is buffered. 0 or -1.
@@ -336,14 +337,23 @@ s_copy_end(registry_import_job_t *self, const char *abort_reason)
     return abort_reason ? -1 : rc;
 }
 
+//  Record progress (phase NULL: unchanged). Progress is only shown to the
+//  submitter: a failure is logged and the job goes on.
+static void
+s_progress(registry_import_job_t *self, const char *phase, int64_t total)
+{
+    if (registry_import_store_progress(self->side, self->opts.job_id, phase, total, self->rows))
+        linli_warn("import: job %" PRId64 ": progress not recorded (%" PRId64 " rows)",
+                   self->opts.job_id, self->rows);
+}
+
 //  Every S_PROGRESS_EVERY rows: progress, and whether to stop. 0 or -1.
 static int
 s_tick(registry_import_job_t *self)
 {
     if (self->rows % S_PROGRESS_EVERY)
         return 0;
-    int64_t total = self->expected > self->rows ? self->expected : self->rows;
-    registry_import_store_progress(self->side, self->opts.job_id, NULL, total, self->rows);
+    s_progress(self, NULL, self->expected > self->rows ? self->expected : self->rows);
     if (self->opts.should_stop && self->opts.should_stop(self->opts.stop_arg)) {
         self->stopped = true;
         return -1;
@@ -564,7 +574,7 @@ registry_import_job_new(linli_pg_t *pg, linli_pg_t *side, const registry_import_
     self->len = sizeof signature;
     s_u32(self, 0);
     s_u32(self, 0);
-    registry_import_store_progress(self->side, self->opts.job_id, "staging", 0, 0);
+    s_progress(self, "staging", 0);
     return self;
 }
 
@@ -578,8 +588,9 @@ registry_import_job_destroy(registry_import_job_t **self_p)
         s_copy_end(self, "import abandoned");
     if (linli_pg_in_tx(self->pg))
         linli_pg_rollback(self->pg);
-    //  Temporary tables go with the session anyway; free their space now.
-    linli_pg_command(self->pg, "DROP TABLE IF EXISTS import_stage, import_bad", 0, NULL);
+    //  Temporary tables go with the session anyway; free their space now
+    //  (best effort: linli_pg logs a failure, and the session's end drops them).
+    (void)linli_pg_command(self->pg, "DROP TABLE IF EXISTS import_stage, import_bad", 0, NULL);
     free(self->communities);
     free(self->ids);
     free(self->seen_ids.slots);
@@ -599,7 +610,7 @@ registry_import_job_expect(registry_import_job_t *self, int64_t total)
     //  Room for every row's hashes at once: no growing while staging.
     s_seen_reserve(&self->seen_ids, total);
     s_seen_reserve(&self->seen_phones, total);
-    registry_import_store_progress(self->side, self->opts.job_id, NULL, total, self->rows);
+    s_progress(self, NULL, total);
 }
 
 bool
@@ -632,27 +643,14 @@ static size_t
 s_event_data(registry_import_job_t *self, int64_t id, const registry_person_t *p,
              const char *status, uint8_t *out, size_t cap)
 {
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    char bufs[2][REGISTRY_MAX_TAGS * 34 + 3];
-    const char *skills[REGISTRY_MAX_TAGS], *slots[REGISTRY_MAX_TAGS];
-    Linli__Registry__VolunteerEvent data = LINLI__REGISTRY__VOLUNTEER_EVENT__INIT;
-    data.id = idbuf;
-    data.community = (char *)p->community;
-    data.status = (char *)status;
-    data.n_skills =
-        registry_tags_parse(p->skills, bufs[0], sizeof bufs[0], skills, REGISTRY_MAX_TAGS);
-    data.skills = (char **)skills;
-    data.n_free_slots =
-        registry_tags_parse(p->free_slots, bufs[1], sizeof bufs[1], slots, REGISTRY_MAX_TAGS);
-    data.free_slots = (char **)slots;
-    data.actor = (char *)self->opts.actor;
-    data.has_version = true;
-    data.version = self->t0_ms; //  = updated_at of the row
-    size_t len = protobuf_c_message_get_packed_size(&data.base);
+    registry_volunteer_event_t e;
+    //  version = the row's updated_at
+    registry_volunteer_event_init(&e, id, p->community, status, p->skills, p->free_slots,
+                                  self->opts.actor, self->t0_ms);
+    size_t len = protobuf_c_message_get_packed_size(&e.msg.base);
     if (len > cap)
         return 0;
-    return protobuf_c_message_pack(&data.base, out);
+    return protobuf_c_message_pack(&e.msg.base, out);
 }
 
 //  A sealed row's remaining checks, in file order (they look at the rows
@@ -1177,8 +1175,7 @@ registry_import_job_commit(registry_import_job_t *self, registry_import_result_t
     out->total = self->rows;
     if (s_copy_end(self, NULL))
         return -1;
-    registry_import_store_progress(self->side, self->opts.job_id, "writing", self->rows,
-                                   self->rows);
+    s_progress(self, "writing", self->rows);
     //  Temporary tables are never analysed automatically; the plan needs
     //  sizes and distinct counts, which a small sample gives.
     if (linli_pg_command(self->pg, "SET default_statistics_target = 10", 0, NULL) ||
@@ -1190,10 +1187,9 @@ registry_import_job_commit(registry_import_job_t *self, registry_import_result_t
     for (int attempt = 1; attempt <= S_COMMIT_TRIES; attempt++) {
         char state[6];
         out->imported = out->rejected = 0;
-        if (s_write(self, out, state) == 0) {
-            linli_pg_command(self->pg, "DROP TABLE IF EXISTS import_stage, import_bad", 0, NULL);
-            return 0;
-        }
+        if (s_write(self, out, state) == 0)
+            return 0; //  registry_import_job_destroy drops the temporary tables
+
         linli_pg_rollback(self->pg);
         //  A concurrent insert took a phone or ID number (23505), or a
         //  deadlock (40P01: bulk mode's lock upgrade): try again.

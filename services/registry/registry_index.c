@@ -344,12 +344,17 @@ s_centres_load(s_centres_t *c, linli_pg_t *pg)
     return 0;
 }
 
+//  bsearch's comparison of a code (the key) with an area.
+static int
+s_area_key_cmp(const void *key, const void *area)
+{
+    return strcmp((const char *)key, ((const s_area_t *)area)->code);
+}
+
 static const s_area_t *
 s_centres_find(const s_centres_t *c, const char *code)
 {
-    s_area_t key;
-    snprintf(key.code, sizeof key.code, "%s", code);
-    return c->n ? bsearch(&key, c->areas, c->n, sizeof *c->areas, s_area_cmp) : NULL;
+    return c->n ? bsearch(code, c->areas, c->n, sizeof *c->areas, s_area_key_cmp) : NULL;
 }
 
 //  Set e's position to community's centre, else its nearest ancestor's
@@ -359,12 +364,12 @@ s_centres_find(const s_centres_t *c, const char *code)
 static int
 s_centres_place(s_centres_t *c, linli_pg_t *pg, s_entry_t *e)
 {
-    if (!c->loaded ||
-        (!s_centres_find(c, e->community) && s_mono_ms() - c->last_reload_ms >= S_RELOAD_MS)) {
+    const s_area_t *a = s_centres_find(c, e->community);
+    if (!c->loaded || (!a && s_mono_ms() - c->last_reload_ms >= S_RELOAD_MS)) {
         if (s_centres_load(c, pg) && !c->loaded)
             return -1;
+        a = s_centres_find(c, e->community);
     }
-    const s_area_t *a = s_centres_find(c, e->community);
     if (!a)
         linli_warn("index: volunteer %s: community %s is not a known area", e->id, e->community);
     //  Five levels at most; the bound also guards against a parent cycle.
@@ -930,6 +935,8 @@ s_clear_page(void *arg, const redisReply *keys)
     int rc = reply && reply->type == REDIS_REPLY_INTEGER ? 0 : -1;
     if (rc == 0)
         clear->count += reply->integer;
+    else
+        linli_error("index: UNLINK of %zu keys failed", keys->elements);
     freeReplyObject(reply);
     free(argv);
     free(lens);
@@ -945,22 +952,13 @@ registry_index_clear(linli_redis_t *redis)
     return clear.count;
 }
 
-//  Wall-clock seconds, for the rebuild's rate.
-static double
-s_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int
 registry_index_rebuild(linli_pg_t *pg, linli_redis_t *redis, bool clear,
                        registry_index_stats_t *stats)
 {
     if (!pg || !redis)
         return -1;
-    double start = s_now_s();
+    int64_t start_ms = s_mono_ms();
     s_rebuild_t r;
     memset(&r, 0, sizeof r);
     r.pg = pg;
@@ -992,7 +990,7 @@ registry_index_rebuild(linli_pg_t *pg, linli_redis_t *redis, bool clear,
             rc = -1;
         free(sw);
     }
-    r.stats.seconds = s_now_s() - start;
+    r.stats.seconds = (double)(s_mono_ms() - start_ms) / 1000.0;
     if (rc == 0) {
         char at[24], vols[24], ver[24], secs[32];
         snprintf(at, sizeof at, "%" PRId64, linli_now_ms());
@@ -1005,6 +1003,9 @@ registry_index_rebuild(linli_pg_t *pg, linli_redis_t *redis, bool clear,
                                             "HSET %s rebuilt_at %s volunteers %s verified %s "
                                             "seconds %s",
                                             key, at, vols, ver, secs);
+        //  Only a report of the last rebuild: the index itself is complete.
+        if (!reply || reply->type == REDIS_REPLY_ERROR)
+            linli_warn("index: rebuild done, but %s not updated", key);
         freeReplyObject(reply);
         linli_info("index: rebuilt %ld volunteers (%ld verified, %ld stale, %ld removed) in "
                    "%.1f s",

@@ -326,14 +326,13 @@ s_list_orgs(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     return rc;
 }
 
-//  Open the transaction and lock organisation id for a staff change. Answers
-//  and returns false when it is missing, outside the caller's scope, or
-//  dissolved.
+//  Open the transaction and lock organisation id_text for a change. Answers
+//  and returns false when it is missing (or the request was answered by
+//  linli_idem_begin).
 static bool
-s_begin_staff_change(registry_t *self, linli_request_t *request, linli_idem_t *idem,
-                     const char *id_text, registry_org_t *org)
+s_begin_change(registry_t *self, linli_request_t *request, linli_idem_t *idem, const char *id_text,
+               registry_org_t *org)
 {
-    const Linli__Caller *caller = linli_request_caller(request);
     int64_t id = registry_parse_id(id_text);
     if (linli_idem_begin(self->pg, request, idem) != LINLI_IDEM_NEW)
         return false;
@@ -347,6 +346,18 @@ s_begin_staff_change(registry_t *self, linli_request_t *request, linli_idem_t *i
         linli_idem_abort(idem, request, 404, "organization_not_found", "no such organisation");
         return false;
     }
+    return true;
+}
+
+//  s_begin_change for a staff change: also answers and returns false when
+//  the organisation is outside the caller's scope or dissolved.
+static bool
+s_begin_staff_change(registry_t *self, linli_request_t *request, linli_idem_t *idem,
+                     const char *id_text, registry_org_t *org)
+{
+    const Linli__Caller *caller = linli_request_caller(request);
+    if (!s_begin_change(self, request, idem, id_text, org))
+        return false;
     //  Organisations are public, so 403 leaks nothing: an action outside the scope.
     if (linli_auth_rank_over(caller, org->area) < S_STAFF) {
         linli_idem_abort(idem, request, 403, "out_of_scope",
@@ -390,6 +401,9 @@ s_update_org(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     bool new_member = false;
     if (changed && leader && !s_leader_ok(self, &idem, request, leader, org.area))
         return 0;
+    //  Read again after the change: the member count of the locked read is
+    //  of the snapshot taken before waiting for the lock (a concurrent
+    //  join may have committed meanwhile); a new statement sees it.
     if ((changed &&
          registry_orgs_store_set_leader(self->pg, org.id, previous, leader, &new_member)) ||
         registry_orgs_store_update(self->pg, &org) ||
@@ -444,27 +458,15 @@ s_dissolve_org(void *self_, linli_request_t *request, const ProtobufCMessage *ms
 
 // ---------------------------------------------------------------- members
 
-//  Open the transaction and lock organisation id for a member change;
-//  *manager when the caller is staff of its area or its leader. Answers and
-//  returns false when it is missing.
+//  s_begin_change for a member change; *manager when the caller is staff of
+//  the organisation's area or its leader.
 static bool
 s_begin_member_change(registry_t *self, linli_request_t *request, linli_idem_t *idem,
                       const char *id_text, registry_org_t *org, bool *manager)
 {
     const Linli__Caller *caller = linli_request_caller(request);
-    int64_t id = registry_parse_id(id_text);
-    if (linli_idem_begin(self->pg, request, idem) != LINLI_IDEM_NEW)
+    if (!s_begin_change(self, request, idem, id_text, org))
         return false;
-    bool found = false;
-    if (id && registry_orgs_store_get(self->pg, id, true, org, &found)) {
-        linli_idem_abort(idem, request, 503, "store_unavailable",
-                         "the registry store is unavailable");
-        return false;
-    }
-    if (!found) {
-        linli_idem_abort(idem, request, 404, "organization_not_found", "no such organisation");
-        return false;
-    }
     *manager = linli_auth_rank_over(caller, org->area) >= S_STAFF || s_is_leader(caller, org);
     return true;
 }

@@ -38,8 +38,9 @@ s_org_from_row(PGresult *res, int row, void *out)
 
 //  A member from S_MEMBER_COLUMNS.
 static void
-s_member_from_row(PGresult *res, int row, registry_org_member_t *m)
+s_member_from_row(PGresult *res, int row, void *out)
 {
+    registry_org_member_t *m = out;
     memset(m, 0, sizeof *m);
     m->account_id = registry_col_int64(res, row, 0);
     registry_copy(m->name, sizeof m->name, PQgetvalue(res, row, 1));
@@ -204,8 +205,6 @@ int
 registry_orgs_store_list(linli_pg_t *pg, const registry_org_filter_t *f, int64_t after,
                          registry_org_t *out, size_t max, size_t *n, bool *more)
 {
-    *n = 0;
-    *more = false;
     char parent[24], afterbuf[24], limit[16];
     snprintf(parent, sizeof parent, "%" PRId64, f->parent_id);
     snprintf(afterbuf, sizeof afterbuf, "%" PRId64, after);
@@ -218,43 +217,32 @@ registry_orgs_store_list(linli_pg_t *pg, const registry_org_filter_t *f, int64_t
                             limit};
     //  Keyset pagination on id: stable while rows are inserted. Area codes
     //  are digits only (checked by the codec), so LIKE sees no wildcard.
-    PGresult *res = linli_pg_exec(pg,
-                                  "SELECT " S_ORG_COLUMNS " FROM organizations o "
-                                  "WHERE o.area LIKE $1 || '%' AND ($2 = '' OR o.type = $2) "
-                                  "AND ($3 = '' OR o.status = $3) "
-                                  "AND ($4::bigint = 0 OR o.parent_id = $4::bigint) "
-                                  "AND o.id > $5::bigint ORDER BY o.id LIMIT $6::int",
-                                  6, params);
-    if (!res)
-        return -1;
-    size_t rows = (size_t)PQntuples(res);
-    for (size_t i = 0; i < rows && i < max; i++)
-        s_org_from_row(res, (int)i, &out[(*n)++]);
-    *more = rows > max;
-    PQclear(res);
-    return 0;
+    return registry_page_exec(pg,
+                              "SELECT " S_ORG_COLUMNS " FROM organizations o "
+                              "WHERE o.area LIKE $1 || '%' AND ($2 = '' OR o.type = $2) "
+                              "AND ($3 = '' OR o.status = $3) "
+                              "AND ($4::bigint = 0 OR o.parent_id = $4::bigint) "
+                              "AND o.id > $5::bigint ORDER BY o.id LIMIT $6::int",
+                              6, params, s_org_from_row, out, sizeof *out, max, n, more);
+}
+
+static void
+s_volunteer_from_row(PGresult *res, int row, void *out)
+{
+    registry_org_volunteer_t *v = out;
+    memset(v, 0, sizeof *v);
+    v->id = registry_col_int64(res, row, 0);
+    registry_copy(v->community, sizeof v->community, PQgetvalue(res, row, 1));
+    registry_copy(v->status, sizeof v->status, PQgetvalue(res, row, 2));
 }
 
 int
 registry_orgs_store_volunteer(linli_pg_t *pg, int64_t id, registry_org_volunteer_t *out,
                               bool *found)
 {
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    const char *params[] = {idbuf};
-    PGresult *res = linli_pg_exec(
-        pg, "SELECT id, community, status FROM volunteers WHERE id = $1::bigint", 1, params);
-    if (!res)
-        return -1;
-    *found = PQntuples(res) == 1;
-    if (*found) {
-        memset(out, 0, sizeof *out);
-        out->id = registry_col_int64(res, 0, 0);
-        registry_copy(out->community, sizeof out->community, PQgetvalue(res, 0, 1));
-        registry_copy(out->status, sizeof out->status, PQgetvalue(res, 0, 2));
-    }
-    PQclear(res);
-    return 0;
+    return registry_get_by_id(pg,
+                              "SELECT id, community, status FROM volunteers WHERE id = $1::bigint",
+                              id, s_volunteer_from_row, out, found);
 }
 
 int
@@ -325,28 +313,18 @@ int
 registry_orgs_store_members(linli_pg_t *pg, int64_t org_id, int64_t after,
                             registry_org_member_t *out, size_t max, size_t *n, bool *more)
 {
-    *n = 0;
-    *more = false;
     char org[24], afterbuf[24], limit[16];
     snprintf(org, sizeof org, "%" PRId64, org_id);
     snprintf(afterbuf, sizeof afterbuf, "%" PRId64, after);
     snprintf(limit, sizeof limit, "%zu", max + 1);
     const char *params[] = {org, afterbuf, limit};
-    PGresult *res = linli_pg_exec(pg,
-                                  "SELECT " S_MEMBER_COLUMNS " FROM org_members m "
-                                  "JOIN accounts a ON a.id = m.account_id "
-                                  "JOIN volunteers v ON v.id = m.account_id "
-                                  "WHERE m.org_id = $1::bigint AND m.account_id > $2::bigint "
-                                  "ORDER BY m.account_id LIMIT $3::int",
-                                  3, params);
-    if (!res)
-        return -1;
-    size_t rows = (size_t)PQntuples(res);
-    for (size_t i = 0; i < rows && i < max; i++)
-        s_member_from_row(res, (int)i, &out[(*n)++]);
-    *more = rows > max;
-    PQclear(res);
-    return 0;
+    return registry_page_exec(pg,
+                              "SELECT " S_MEMBER_COLUMNS " FROM org_members m "
+                              "JOIN accounts a ON a.id = m.account_id "
+                              "JOIN volunteers v ON v.id = m.account_id "
+                              "WHERE m.org_id = $1::bigint AND m.account_id > $2::bigint "
+                              "ORDER BY m.account_id LIMIT $3::int",
+                              3, params, s_member_from_row, out, sizeof *out, max, n, more);
 }
 
 int

@@ -151,28 +151,18 @@ registry_residents_store_list(linli_pg_t *pg, const char *prefix, const char *ca
                               int64_t after, registry_resident_t *out, size_t max, size_t *n,
                               bool *more)
 {
-    *n = 0;
-    *more = false;
     char afterbuf[24], limit[16];
     snprintf(afterbuf, sizeof afterbuf, "%" PRId64, after);
     snprintf(limit, sizeof limit, "%zu", max + 1);
     const char *params[] = {prefix, category ? category : "", afterbuf, limit};
     //  Keyset pagination on id. Area codes are digits only (checked by the
     //  codec), so LIKE sees no wildcard.
-    PGresult *res = linli_pg_exec(pg,
-                                  "SELECT " S_RESIDENT_BRIEF_COLUMNS " FROM residents r "
-                                  "WHERE r.community LIKE $1 || '%' "
-                                  "AND ($2 = '' OR r.care_categories @> ARRAY[$2::text]) "
-                                  "AND r.id > $3::bigint ORDER BY r.id LIMIT $4::int",
-                                  4, params);
-    if (!res)
-        return -1;
-    size_t rows = (size_t)PQntuples(res);
-    for (size_t i = 0; i < rows && i < max; i++)
-        s_from_row(res, (int)i, &out[(*n)++]);
-    *more = rows > max;
-    PQclear(res);
-    return 0;
+    return registry_page_exec(pg,
+                              "SELECT " S_RESIDENT_BRIEF_COLUMNS " FROM residents r "
+                              "WHERE r.community LIKE $1 || '%' "
+                              "AND ($2 = '' OR r.care_categories @> ARRAY[$2::text]) "
+                              "AND r.id > $3::bigint ORDER BY r.id LIMIT $4::int",
+                              4, params, s_from_row, out, sizeof *out, max, n, more);
 }
 
 int

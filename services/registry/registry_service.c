@@ -116,7 +116,10 @@ registry_prepare(registry_t *reg, const linli_config_t *config)
                         "LINLI_BOOTSTRAP_ADMIN_PASSWORD at least 8 characters");
             return -1;
         }
-        linli_pii_hash("phone", phone, hash);
+        if (linli_pii_hash("phone", phone, hash)) {
+            linli_error("bootstrap admin: the phone could not be hashed");
+            return -1;
+        }
         registry_account_t account;
         bool found;
         if (registry_store_account_by_phone(reg->store, hash, &account, &found))
@@ -234,6 +237,8 @@ registry_service_actor(zsock_t *pipe, void *args)
         zloop_timer(loop, 60000, 0, s_on_housekeeping, &self);
         // ---- import runner: start here
         self.importer = zactor_new(registry_import_actor, (void *)self.config);
+        if (!self.importer)
+            linli_error("registry: import runner not running");
         // ---- read model: start here
         //  The read model is rebuildable: without it the registry still serves.
         self.index = registry_index_new_from_config(self.config);

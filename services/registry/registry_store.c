@@ -55,8 +55,9 @@ s_cmp_parent(const void *a, const void *b)
 }
 
 static void
-s_area_from_row(PGresult *res, int row, registry_area_t *a)
+s_area_from_row(PGresult *res, int row, void *out)
 {
+    registry_area_t *a = out;
     memset(a, 0, sizeof *a);
     registry_copy(a->code, sizeof a->code, PQgetvalue(res, row, 0));
     registry_copy(a->name, sizeof a->name, PQgetvalue(res, row, 1));
@@ -85,6 +86,7 @@ registry_store_areas_reload(registry_store_t *self)
     registry_area_t *areas = calloc(n ? n : 1, sizeof *areas);
     registry_area_t **by_parent = calloc(n ? n : 1, sizeof *by_parent);
     if (!areas || !by_parent) {
+        linli_error("registry: out of memory loading %zu areas", n);
         free(areas);
         free(by_parent);
         PQclear(res);
@@ -131,43 +133,27 @@ registry_store_area_get(registry_store_t *self, const char *code, registry_area_
         return 0;
     }
     //  Not in memory: added since the last reload, or absent. Ask the truth.
-    const char *params[] = {code};
-    PGresult *res = linli_pg_exec(
-        self->pg, "SELECT " S_AREA_COLUMNS " FROM areas a WHERE a.code = $1", 1, params);
-    if (!res)
-        return -1;
-    *found = PQntuples(res) == 1;
-    if (*found)
-        s_area_from_row(res, 0, out);
-    PQclear(res);
-    return 0;
+    return registry_get_one(self->pg, "SELECT " S_AREA_COLUMNS " FROM areas a WHERE a.code = $1",
+                            code, s_area_from_row, out, found);
 }
 
 int
 registry_store_area_children(registry_store_t *self, const char *parent, const char *after,
                              registry_area_t *out, size_t max, size_t *n, bool *more)
 {
-    *n = 0;
-    *more = false;
     if (self->n_areas == 0) {
         //  Nothing loaded yet: answer from PostgreSQL.
         char limit[16];
         snprintf(limit, sizeof limit, "%zu", max + 1);
         const char *params[] = {parent, after, limit};
-        PGresult *res = linli_pg_exec(self->pg,
-                                      "SELECT " S_AREA_COLUMNS " FROM areas a "
-                                      "WHERE coalesce(a.parent, '') = $1 AND a.code > $2 "
-                                      "ORDER BY a.code COLLATE \"C\" LIMIT $3::int",
-                                      3, params);
-        if (!res)
-            return -1;
-        size_t rows = (size_t)PQntuples(res);
-        for (size_t i = 0; i < rows && i < max; i++)
-            s_area_from_row(res, (int)i, &out[(*n)++]);
-        *more = rows > max;
-        PQclear(res);
-        return 0;
+        return registry_page_exec(self->pg,
+                                  "SELECT " S_AREA_COLUMNS " FROM areas a "
+                                  "WHERE coalesce(a.parent, '') = $1 AND a.code > $2 "
+                                  "ORDER BY a.code COLLATE \"C\" LIMIT $3::int",
+                                  3, params, s_area_from_row, out, sizeof *out, max, n, more);
     }
+    *n = 0;
+    *more = false;
     //  Lower bound of (parent, after) in the (parent, code) order.
     size_t lo = 0, hi = self->n_areas;
     while (lo < hi) {
@@ -229,17 +215,9 @@ int
 registry_store_account_by_phone(registry_store_t *self, const char *phone_hash,
                                 registry_account_t *out, bool *found)
 {
-    const char *params[] = {phone_hash};
-    PGresult *res = linli_pg_exec(
-        self->pg, "SELECT " S_ACCOUNT_COLUMNS " FROM accounts a WHERE a.phone_hash = $1", 1,
-        params);
-    if (!res)
-        return -1;
-    *found = PQntuples(res) == 1;
-    if (*found)
-        s_account_from_row(res, 0, out);
-    PQclear(res);
-    return 0;
+    return registry_get_one(self->pg,
+                            "SELECT " S_ACCOUNT_COLUMNS " FROM accounts a WHERE a.phone_hash = $1",
+                            phone_hash, s_account_from_row, out, found);
 }
 
 int
@@ -295,26 +273,16 @@ int
 registry_store_staff_list(registry_store_t *self, const char *prefix, int64_t after,
                           registry_account_t *out, size_t max, size_t *n, bool *more)
 {
-    *n = 0;
-    *more = false;
     char afterbuf[24], limit[16];
     snprintf(afterbuf, sizeof afterbuf, "%" PRId64, after);
     snprintf(limit, sizeof limit, "%zu", max + 1);
     const char *params[] = {prefix, afterbuf, limit};
     //  Keyset pagination on id: stable while rows are inserted.
-    PGresult *res = linli_pg_exec(self->pg,
-                                  "SELECT " S_ACCOUNT_COLUMNS " FROM accounts a "
-                                  "WHERE a.kind = 'staff' AND a.area LIKE $1 || '%' "
-                                  "AND a.id > $2::bigint ORDER BY a.id LIMIT $3::int",
-                                  3, params);
-    if (!res)
-        return -1;
-    size_t rows = (size_t)PQntuples(res);
-    for (size_t i = 0; i < rows && i < max; i++)
-        s_account_from_row(res, (int)i, &out[(*n)++]);
-    *more = rows > max;
-    PQclear(res);
-    return 0;
+    return registry_page_exec(self->pg,
+                              "SELECT " S_ACCOUNT_COLUMNS " FROM accounts a "
+                              "WHERE a.kind = 'staff' AND a.area LIKE $1 || '%' "
+                              "AND a.id > $2::bigint ORDER BY a.id LIMIT $3::int",
+                              3, params, s_account_from_row, out, sizeof *out, max, n, more);
 }
 
 // ---------------------------------------------------------------- demo city
@@ -437,6 +405,8 @@ registry_store_password_code_use(registry_store_t *self, int64_t account_id, con
                                       1, params);
     }
     char *hash = hash_fn(arg);
+    if (!hash)
+        linli_error("registry: the new password of account %s could not be hashed", id);
     const char *up[] = {id, hash};
     int rc = hash ? linli_pg_command(self->pg,
                                      "UPDATE accounts SET password_hash = $2 WHERE id = $1::bigint",

@@ -94,15 +94,13 @@ registry_emit(linli_pg_t *pg, const char *type, const char *kind, int64_t id, co
     return rc;
 }
 
-// ---------------------------------------------------------------- keyset lists
+// ---------------------------------------------------------------- store rows
 
 int
-registry_get_by_id(linli_pg_t *pg, const char *sql, int64_t id, registry_row_fn *from_row,
-                   void *out, bool *found)
+registry_get_one(linli_pg_t *pg, const char *sql, const char *param, registry_row_fn *from_row,
+                 void *out, bool *found)
 {
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    const char *params[] = {idbuf};
+    const char *params[] = {param};
     PGresult *res = linli_pg_exec(pg, sql, 1, params);
     if (!res)
         return -1;
@@ -112,6 +110,35 @@ registry_get_by_id(linli_pg_t *pg, const char *sql, int64_t id, registry_row_fn 
     PQclear(res);
     return 0;
 }
+
+int
+registry_get_by_id(linli_pg_t *pg, const char *sql, int64_t id, registry_row_fn *from_row,
+                   void *out, bool *found)
+{
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
+    return registry_get_one(pg, sql, idbuf, from_row, out, found);
+}
+
+int
+registry_page_exec(linli_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                   registry_row_fn *from_row, void *out, size_t row_size, size_t max, size_t *n,
+                   bool *more)
+{
+    *n = 0;
+    *more = false;
+    PGresult *res = linli_pg_exec(pg, sql, nparams, params);
+    if (!res)
+        return -1;
+    size_t rows = (size_t)PQntuples(res);
+    for (; *n < rows && *n < max; (*n)++)
+        from_row(res, (int)*n, (char *)out + *n * row_size);
+    *more = rows > max;
+    PQclear(res);
+    return 0;
+}
+
+// ---------------------------------------------------------------- keyset lists
 
 int
 registry_page_args(linli_request_t *request, protobuf_c_boolean has_limit, int32_t limit_in,
@@ -174,4 +201,28 @@ registry_page_free(registry_page_t *page)
     free(page->rows);
     page->items = NULL;
     page->views = page->rows = NULL;
+}
+
+// ---------------------------------------------------------------- volunteer events
+
+void
+registry_volunteer_event_init(registry_volunteer_event_t *e, int64_t id, const char *community,
+                              const char *status, const char *skills, const char *free_slots,
+                              const char *actor, int64_t version)
+{
+    Linli__Registry__VolunteerEvent *m = &e->msg;
+    linli__registry__volunteer_event__init(m);
+    snprintf(e->id, sizeof e->id, "%" PRId64, id);
+    m->id = e->id;
+    m->community = (char *)community;
+    m->status = (char *)status;
+    m->n_skills = registry_tags_parse(skills, e->tag_buf[0], sizeof e->tag_buf[0], e->skills,
+                                      REGISTRY_MAX_TAGS);
+    m->skills = (char **)e->skills;
+    m->n_free_slots = registry_tags_parse(free_slots, e->tag_buf[1], sizeof e->tag_buf[1], e->slots,
+                                          REGISTRY_MAX_TAGS);
+    m->free_slots = (char **)e->slots;
+    m->actor = (char *)actor;
+    m->has_version = true;
+    m->version = version;
 }

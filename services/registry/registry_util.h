@@ -8,8 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "linli/registry.pb-c.h"
 #include "linli_pg.h"
 #include "linli_worker.h"
+#include "registry_people.h"
 #include "registry_store.h"
 
 // ---------------------------------------------------------------- values
@@ -46,15 +48,28 @@ size_t registry_grant_msgs(const registry_account_t *a, Linli__Grant *msgs, Linl
 int registry_emit(linli_pg_t *pg, const char *type, const char *kind, int64_t id, const char *area,
                   const ProtobufCMessage *data);
 
+// ---------------------------------------------------------------- store rows
+
 //  Fills the record at out from row of res (a store's row reader).
 typedef void(registry_row_fn)(PGresult *res, int row, void *out);
 
-//  Run sql (one $1::bigint parameter: id) and read its one row, if any, into
-//  out with from_row; *found says whether there was one. 0 or -1.
+//  Run sql (one text parameter, $1: param) and read its one row, if any,
+//  into out with from_row; *found says whether there was one. 0 or -1.
+int registry_get_one(linli_pg_t *pg, const char *sql, const char *param, registry_row_fn *from_row,
+                     void *out, bool *found);
+
+//  registry_get_one with id (as $1::bigint).
 int registry_get_by_id(linli_pg_t *pg, const char *sql, int64_t id, registry_row_fn *from_row,
                        void *out, bool *found);
 
 // ---------------------------------------------------------------- keyset lists
+
+//  Run sql, a keyset page query whose LIMIT is max + 1, and read up to max
+//  rows into out (an array of row_size records) with from_row; *n rows read,
+//  *more when a row follows them. 0 or -1 (*n = 0).
+int registry_page_exec(linli_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                       registry_row_fn *from_row, void *out, size_t row_size, size_t max, size_t *n,
+                       bool *more);
 
 #define REGISTRY_PAGE_DEFAULT 100 //  items per page unless limit says
 #define REGISTRY_PAGE_MAX 500     //  the most a page holds
@@ -87,5 +102,20 @@ int registry_page_reply(registry_page_t *page, linli_request_t *request, Protobu
 
 //  Free what registry_page_alloc allocated; the page is unusable afterwards.
 void registry_page_free(registry_page_t *page);
+
+//  A volunteer's matching state as VolunteerEvent data — what every
+//  volunteer event carries (ids, area codes, tags; never a name, phone or ID
+//  number). The message borrows community, status and actor; the tags are
+//  parsed from their array literals ("{a,b}") into the storage here.
+typedef struct {
+    Linli__Registry__VolunteerEvent msg;
+    char id[24];
+    char tag_buf[2][REGISTRY_MAX_TAGS * 34 + 3];
+    const char *skills[REGISTRY_MAX_TAGS], *slots[REGISTRY_MAX_TAGS];
+} registry_volunteer_event_t;
+
+void registry_volunteer_event_init(registry_volunteer_event_t *e, int64_t id, const char *community,
+                                   const char *status, const char *skills, const char *free_slots,
+                                   const char *actor, int64_t version);
 
 #endif

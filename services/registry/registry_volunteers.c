@@ -113,26 +113,12 @@ static int
 s_emit(registry_t *self, const char *type, const registry_volunteer_t *v, const char *actor,
        const char *previous_status, const char *previous_community)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, v->id);
-    char bufs[2][REGISTRY_MAX_TAGS * 34 + 3];
-    const char *skills[REGISTRY_MAX_TAGS], *slots[REGISTRY_MAX_TAGS];
-    Linli__Registry__VolunteerEvent data = LINLI__REGISTRY__VOLUNTEER_EVENT__INIT;
-    data.id = id;
-    data.community = (char *)v->community;
-    data.status = (char *)v->status;
-    data.n_skills =
-        registry_tags_parse(v->skills, bufs[0], sizeof bufs[0], skills, REGISTRY_MAX_TAGS);
-    data.skills = (char **)skills;
-    data.n_free_slots =
-        registry_tags_parse(v->free_slots, bufs[1], sizeof bufs[1], slots, REGISTRY_MAX_TAGS);
-    data.free_slots = (char **)slots;
-    data.actor = (char *)actor;
-    data.previous_status = (char *)previous_status;
-    data.previous_community = (char *)previous_community;
-    data.has_version = true;
-    data.version = v->updated_at_ms;
-    return registry_emit(self->pg, type, "volunteer", v->id, v->community, &data.base);
+    registry_volunteer_event_t e;
+    registry_volunteer_event_init(&e, v->id, v->community, v->status, v->skills, v->free_slots,
+                                  actor, v->updated_at_ms);
+    e.msg.previous_status = (char *)previous_status;
+    e.msg.previous_community = (char *)previous_community;
+    return registry_emit(self->pg, type, "volunteer", v->id, v->community, &e.msg.base);
 }
 
 //  Copy a repeated string field into a NULL-free pointer array view.
@@ -305,45 +291,50 @@ s_leads_member(registry_t *self, const Linli__Caller *caller, int64_t volunteer)
     int64_t leader = registry_parse_id(caller->user_id);
     if (!has_grant || !leader)
         return 0;
-    char vid[24], lid[24];
-    snprintf(vid, sizeof vid, "%" PRId64, volunteer);
-    snprintf(lid, sizeof lid, "%" PRId64, leader);
-    const char *params[] = {vid, lid};
-    PGresult *res = linli_pg_exec(self->pg,
-                                  "SELECT 1 FROM org_members m JOIN organizations o "
-                                  "ON o.id = m.org_id WHERE m.account_id = $1::bigint "
-                                  "AND o.leader_id = $2::bigint AND o.status = 'active' LIMIT 1",
-                                  2, params);
-    if (!res)
+    bool led;
+    if (registry_volunteer_led_by(self->pg, volunteer, leader, &led))
         return -1;
-    int rc = PQntuples(res) > 0;
-    PQclear(res);
-    return rc;
+    return led;
 }
 
-//  Load a volunteer the caller may see: the person and covering staff always,
-//  the leader of one of its organisations when allow_leader (masked). Answers
-//  404 (or 503) itself and returns -1.
+//  May caller see v (NULL: there is none)? The person and covering staff
+//  whole (*whole), the leader of one of its organisations masked when
+//  allow_leader. 1 or 0; -1 when the store failed.
+static int
+s_may_see(registry_t *self, const Linli__Caller *caller, const registry_volunteer_t *v,
+          bool allow_leader, bool *whole)
+{
+    *whole = v && s_sees_whole(caller, v);
+    if (!v || *whole)
+        return v != NULL;
+    return allow_leader ? s_leads_member(self, caller, v->id) : 0;
+}
+
+//  Answer a volunteer the caller may not see (404), or a failed store (503).
+static int
+s_fail_unseen(linli_request_t *request, int seen)
+{
+    if (seen < 0)
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    return linli_fail(request, 404, "volunteer_not_found", "no such volunteer");
+}
+
+//  Load a volunteer the caller may see (s_may_see). Answers 404 (or 503)
+//  itself and returns -1.
 static int
 s_load_visible(registry_t *self, linli_request_t *request, const char *id_text, bool lock,
                bool allow_leader, registry_volunteer_t *v)
 {
-    const Linli__Caller *caller = linli_request_caller(request);
     int64_t id = registry_parse_id(id_text);
-    bool found = false;
+    bool found = false, whole;
     if (id && registry_volunteer_get(self->pg, id, lock, v, &found)) {
         linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
         return -1;
     }
-    int leads = 0;
-    if (found && !s_sees_whole(caller, v) && allow_leader)
-        leads = s_leads_member(self, caller, v->id);
-    if (leads < 0) {
-        linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
-        return -1;
-    }
-    if (!found || (!s_sees_whole(caller, v) && !leads)) {
-        linli_fail(request, 404, "volunteer_not_found", "no such volunteer");
+    int seen =
+        s_may_see(self, linli_request_caller(request), found ? v : NULL, allow_leader, &whole);
+    if (seen <= 0) {
+        s_fail_unseen(request, seen);
         return -1;
     }
     return 0;
@@ -389,14 +380,10 @@ s_get_batch(void *self_, linli_request_t **requests, const ProtobufCMessage **ms
         for (size_t k = 0; k < found && !v; k++)
             if (ids[i] && rows[k].id == ids[i])
                 v = &rows[k];
-        bool whole = v && s_sees_whole(caller, v);
-        int leads = 0;
-        if (v && !whole)
-            leads = s_leads_member(self, caller, v->id);
-        if (leads < 0) {
-            linli_fail(requests[i], 503, "store_unavailable", "the registry store is unavailable");
-        } else if (!v || (!whole && !leads)) {
-            linli_fail(requests[i], 404, "volunteer_not_found", "no such volunteer");
+        bool whole;
+        int seen = s_may_see(self, caller, v, true, &whole);
+        if (seen <= 0) {
+            s_fail_unseen(requests[i], seen);
         } else {
             s_view_t view;
             s_view_as(v, whole, &view);

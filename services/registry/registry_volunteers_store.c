@@ -218,8 +218,6 @@ int
 registry_volunteer_list(linli_pg_t *pg, const registry_volunteer_filter_t *f, int64_t after,
                         registry_volunteer_t *out, size_t max, size_t *n, bool *more)
 {
-    *n = 0;
-    *more = false;
     char afterbuf[24], limit[16];
     snprintf(afterbuf, sizeof afterbuf, "%" PRId64, after);
     snprintf(limit, sizeof limit, "%zu", max + 1);
@@ -239,59 +237,66 @@ registry_volunteer_list(linli_pg_t *pg, const registry_volunteer_filter_t *f, in
                             f->phone_hash, f->id_hash};
     //  Keyset pagination on id: rows inserted meanwhile get higher ids, so a
     //  page boundary never moves.
-    PGresult *res =
-        linli_pg_exec(pg,
-                      "SELECT " S_COLUMNS " FROM volunteers v JOIN accounts a ON a.id = v.id "
-                      "WHERE v.community LIKE $1 || '%' AND v.id > $2::bigint "
-                      "AND ($4::text IS NULL OR v.skills @> ARRAY[$4::text]) "
-                      "AND ($5::text IS NULL OR v.status = $5) "
-                      "AND ($6::text IS NULL OR a.name LIKE $6 || '%') "
-                      "AND ($7::text IS NULL OR a.phone_hash = $7) "
-                      "AND ($8::text IS NULL OR v.id_number_hash = $8) "
-                      "ORDER BY v.id LIMIT $3::int",
-                      8, params);
-    if (!res)
-        return -1;
-    size_t rows = (size_t)PQntuples(res);
-    for (size_t i = 0; i < rows && i < max; i++)
-        s_from_row(res, (int)i, &out[(*n)++]);
-    *more = rows > max;
-    PQclear(res);
-    return 0;
+    return registry_page_exec(pg,
+                              "SELECT " S_COLUMNS
+                              " FROM volunteers v JOIN accounts a ON a.id = v.id "
+                              "WHERE v.community LIKE $1 || '%' AND v.id > $2::bigint "
+                              "AND ($4::text IS NULL OR v.skills @> ARRAY[$4::text]) "
+                              "AND ($5::text IS NULL OR v.status = $5) "
+                              "AND ($6::text IS NULL OR a.name LIKE $6 || '%') "
+                              "AND ($7::text IS NULL OR a.phone_hash = $7) "
+                              "AND ($8::text IS NULL OR v.id_number_hash = $8) "
+                              "ORDER BY v.id LIMIT $3::int",
+                              8, params, s_from_row, out, sizeof *out, max, n, more);
+}
+
+//  A status change from the columns of registry_volunteer_status_log.
+static void
+s_change_from_row(PGresult *res, int row, void *out)
+{
+    registry_status_change_t *c = out;
+    memset(c, 0, sizeof *c);
+    c->id = registry_col_int64(res, row, 0);
+    registry_copy(c->from_status, sizeof c->from_status, PQgetvalue(res, row, 1));
+    registry_copy(c->to_status, sizeof c->to_status, PQgetvalue(res, row, 2));
+    c->has_reason = !PQgetisnull(res, row, 3);
+    registry_copy(c->reason, sizeof c->reason, PQgetvalue(res, row, 3));
+    c->actor = registry_col_int64(res, row, 4);
+    c->changed_at_ms = registry_col_int64(res, row, 5);
 }
 
 int
 registry_volunteer_status_log(linli_pg_t *pg, int64_t volunteer, int64_t after,
                               registry_status_change_t *out, size_t max, size_t *n, bool *more)
 {
-    *n = 0;
-    *more = false;
     char vid[24], afterbuf[24], limit[16];
     snprintf(vid, sizeof vid, "%" PRId64, volunteer);
     snprintf(afterbuf, sizeof afterbuf, "%" PRId64, after);
     snprintf(limit, sizeof limit, "%zu", max + 1);
     const char *params[] = {vid, afterbuf, limit};
+    return registry_page_exec(pg,
+                              "SELECT id, from_status, to_status, reason, coalesce(actor, 0), "
+                              "(extract(epoch from changed_at) * 1000)::bigint "
+                              "FROM volunteer_status_log WHERE volunteer_id = $1::bigint "
+                              "AND id > $2::bigint ORDER BY id LIMIT $3::int",
+                              3, params, s_change_from_row, out, sizeof *out, max, n, more);
+}
+
+int
+registry_volunteer_led_by(linli_pg_t *pg, int64_t volunteer, int64_t leader, bool *led)
+{
+    char vid[24], lid[24];
+    snprintf(vid, sizeof vid, "%" PRId64, volunteer);
+    snprintf(lid, sizeof lid, "%" PRId64, leader);
+    const char *params[] = {vid, lid};
     PGresult *res = linli_pg_exec(pg,
-                                  "SELECT id, from_status, to_status, reason, coalesce(actor, 0), "
-                                  "(extract(epoch from changed_at) * 1000)::bigint "
-                                  "FROM volunteer_status_log WHERE volunteer_id = $1::bigint "
-                                  "AND id > $2::bigint ORDER BY id LIMIT $3::int",
-                                  3, params);
+                                  "SELECT 1 FROM org_members m JOIN organizations o "
+                                  "ON o.id = m.org_id WHERE m.account_id = $1::bigint "
+                                  "AND o.leader_id = $2::bigint AND o.status = 'active' LIMIT 1",
+                                  2, params);
     if (!res)
         return -1;
-    size_t rows = (size_t)PQntuples(res);
-    for (size_t i = 0; i < rows && i < max; i++) {
-        registry_status_change_t *c = &out[(*n)++];
-        memset(c, 0, sizeof *c);
-        c->id = registry_col_int64(res, (int)i, 0);
-        registry_copy(c->from_status, sizeof c->from_status, PQgetvalue(res, (int)i, 1));
-        registry_copy(c->to_status, sizeof c->to_status, PQgetvalue(res, (int)i, 2));
-        c->has_reason = !PQgetisnull(res, (int)i, 3);
-        registry_copy(c->reason, sizeof c->reason, PQgetvalue(res, (int)i, 3));
-        c->actor = registry_col_int64(res, (int)i, 4);
-        c->changed_at_ms = registry_col_int64(res, (int)i, 5);
-    }
-    *more = rows > max;
+    *led = PQntuples(res) > 0;
     PQclear(res);
     return 0;
 }

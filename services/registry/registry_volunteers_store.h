@@ -76,6 +76,9 @@ typedef struct {
 int registry_volunteer_status_log(linli_pg_t *pg, int64_t volunteer, int64_t after,
                                   registry_status_change_t *out, size_t max, size_t *n, bool *more);
 
+//  *led when leader leads an active organisation volunteer belongs to. 0 or -1.
+int registry_volunteer_led_by(linli_pg_t *pg, int64_t volunteer, int64_t leader, bool *led);
+
 typedef struct {
     const char *area;        //  code prefix (required)
     const char *skill;       //  NULL: any
