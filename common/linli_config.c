@@ -12,6 +12,8 @@ const linli_cfg_entry_t linli_cfg_common[] = {
      "lowest log level written: debug, info, warn, error"},
     {"LINLI_REDIS_HOST", LINLI_CFG_STRING, "127.0.0.1", 0, 0, false, "Redis host"},
     {"LINLI_REDIS_PORT", LINLI_CFG_INT, "6390", 1, 65535, false, "Redis port"},
+    {"LINLI_REDIS_SOCKET", LINLI_CFG_STRING, "", 0, 0, false,
+     "Redis Unix socket path (same host); when set, LINLI_REDIS_HOST and _PORT are unused"},
     {"LINLI_REDIS_PREFIX", LINLI_CFG_STRING, "linli:", 0, 0, false,
      "prefix of every Redis key (lets several suites share one Redis)"},
     {"LINLI_REDIS_TIMEOUT_MS", LINLI_CFG_INT, "2000", 10, 60000, false,

@@ -51,9 +51,10 @@ struct linli_consumer_t {
 linli_consumer_t *
 linli_consumer_new(const linli_consumer_opts_t *opts)
 {
-    if (!opts || !opts->host || opts->port <= 0 || !opts->stream || !*opts->stream ||
-        !opts->group || !*opts->group || !opts->fn) {
-        linli_error("consumer: host, port, stream, group and fn are required");
+    bool unix_socket = opts && opts->socket && *opts->socket;
+    if (!opts || (!unix_socket && (!opts->host || opts->port <= 0)) || !opts->stream ||
+        !*opts->stream || !opts->group || !*opts->group || !opts->fn) {
+        linli_error("consumer: host and port (or socket), stream, group and fn are required");
         return NULL;
     }
     linli_consumer_t *self = calloc(1, sizeof *self);
@@ -67,7 +68,8 @@ linli_consumer_new(const linli_consumer_opts_t *opts)
     self->arg = opts->arg;
     //  The read timeout must outlast the longest BLOCK, or a quiet stream
     //  would look like a dead connection.
-    self->redis = linli_redis_new(opts->host, opts->port, self->block_max_ms + 2000, opts->prefix);
+    self->redis = linli_redis_new(opts->host, opts->port, opts->socket, self->block_max_ms + 2000,
+                                  opts->prefix);
     char name[128];
     if (opts->name && *opts->name) {
         snprintf(name, sizeof name, "%s", opts->name);

@@ -32,6 +32,7 @@ typedef int(linli_consumer_fn)(void *arg, const char *stream_id, const Linli__Ev
 typedef struct {
     const char *host;      //  Redis host
     int port;              //  Redis port
+    const char *socket;    //  Redis Unix socket path; NULL or "": host and port
     const char *prefix;    //  key prefix (the relay's Redis prefix); may be NULL
     const char *stream;    //  stream name without prefix, e.g. "linli:events"
     const char *group;     //  consumer group: one per consuming purpose, e.g. "ledger"

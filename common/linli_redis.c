@@ -16,8 +16,10 @@
 #define S_RECONNECT_MS 250
 
 struct linli_redis_t {
-    char *host;              //  owned
+    char *host;              //  owned; TCP host (unused with a socket)
     int port;                //  TCP port
+    char *socket_path;       //  owned; Unix socket path, NULL for TCP
+    char *where;             //  owned; "host:port" or "unix:/path", for log lines
     int timeout_ms;          //  connect and per-command timeout
     char *prefix;            //  owned; "" when none
     redisContext *ctx;       //  owned; NULL while disconnected
@@ -26,19 +28,35 @@ struct linli_redis_t {
 };
 
 linli_redis_t *
-linli_redis_new(const char *host, int port, int timeout_ms, const char *prefix)
+linli_redis_new(const char *host, int port, const char *socket_path, int timeout_ms,
+                const char *prefix)
 {
-    if (!host || port <= 0 || port > 65535)
+    bool unix_socket = socket_path && *socket_path;
+    if (unix_socket && strlen(socket_path) > LINLI_REDIS_SOCKET_MAX) {
+        //  hiredis would cut the path short and try another file.
+        linli_error("redis: socket path longer than %d bytes: %s", LINLI_REDIS_SOCKET_MAX,
+                    socket_path);
+        return NULL;
+    }
+    if (!unix_socket && (!host || port <= 0 || port > 65535))
         return NULL;
     linli_redis_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    self->host = strdup(host);
+    self->host = strdup(host ? host : "");
+    self->socket_path = unix_socket ? strdup(socket_path) : NULL;
     self->prefix = strdup(prefix ? prefix : "");
-    if (!self->host || !self->prefix) {
+    const char *target = unix_socket ? socket_path : host;
+    size_t cap = strlen(target) + sizeof "unix:" + sizeof ":65535";
+    self->where = malloc(cap);
+    if (!self->host || (unix_socket && !self->socket_path) || !self->prefix || !self->where) {
         linli_redis_destroy(&self);
         return NULL;
     }
+    if (unix_socket)
+        snprintf(self->where, cap, "unix:%s", target);
+    else
+        snprintf(self->where, cap, "%s:%d", target, port);
     self->port = port;
     self->timeout_ms = timeout_ms > 0 ? timeout_ms : 1000;
     return self;
@@ -53,6 +71,8 @@ linli_redis_destroy(linli_redis_t **self_p)
     if (self->ctx)
         redisFree(self->ctx);
     free(self->host);
+    free(self->socket_path);
+    free(self->where);
     free(self->prefix);
     free(self);
     *self_p = NULL;
@@ -80,17 +100,21 @@ s_context(linli_redis_t *self)
     if (now < self->next_attempt_ms)
         return NULL;
     struct timeval tv = {self->timeout_ms / 1000, (self->timeout_ms % 1000) * 1000};
-    redisContext *ctx = redisConnectWithTimeout(self->host, self->port, tv);
+    redisContext *ctx = self->socket_path ? redisConnectUnixWithTimeout(self->socket_path, tv)
+                                          : redisConnectWithTimeout(self->host, self->port, tv);
     if (ctx && !ctx->err && redisSetTimeout(ctx, tv) == REDIS_OK) {
-        redisEnableKeepAlive(ctx);
+        //  TCP only: hiredis 0.14 also sets TCP_KEEPIDLE, which a Unix socket
+        //  refuses, and the error it records would mark the context dead.
+        if (!self->socket_path)
+            redisEnableKeepAlive(ctx);
         if (self->failing)
-            linli_info("redis: connected again to %s:%d", self->host, self->port);
+            linli_info("redis: connected again to %s", self->where);
         self->failing = false;
         self->ctx = ctx;
         return ctx;
     }
     if (!self->failing)
-        linli_error("redis: cannot connect to %s:%d: %s", self->host, self->port,
+        linli_error("redis: cannot connect to %s: %s", self->where,
                     ctx ? ctx->errstr : "out of memory");
     self->failing = true;
     self->next_attempt_ms = now + S_RECONNECT_MS;
@@ -223,4 +247,10 @@ const char *
 linli_redis_prefix(const linli_redis_t *self)
 {
     return self ? self->prefix : "";
+}
+
+const char *
+linli_redis_where(const linli_redis_t *self)
+{
+    return self ? self->where : "";
 }

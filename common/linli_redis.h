@@ -8,9 +8,15 @@
 
 typedef struct linli_redis_t linli_redis_t;
 
-//  New handle; connects lazily (never fails because Redis is down).
-//  timeout_ms bounds connect and every command. Caller owns.
-linli_redis_t *linli_redis_new(const char *host, int port, int timeout_ms, const char *prefix);
+//  Longest Unix socket path a handle accepts (sun_path holds it and its NUL).
+#define LINLI_REDIS_SOCKET_MAX 107
+
+//  New handle; connects lazily (never fails because Redis is down). It
+//  connects to the Unix socket at socket_path when that is non-empty (host
+//  and port are then ignored), else over TCP to host:port. timeout_ms bounds
+//  connect and every command. NULL on a bad address (logged). Caller owns.
+linli_redis_t *linli_redis_new(const char *host, int port, const char *socket_path, int timeout_ms,
+                               const char *prefix);
 
 //  Destroy; accepts NULL and nulls the caller's pointer.
 void linli_redis_destroy(linli_redis_t **self_p);
@@ -38,5 +44,8 @@ char *linli_redis_key(const linli_redis_t *self, char *buf, size_t cap, const ch
 
 //  The key prefix (borrowed).
 const char *linli_redis_prefix(const linli_redis_t *self);
+
+//  Where it connects, for log lines: "host:port" or "unix:/path" (borrowed).
+const char *linli_redis_where(const linli_redis_t *self);
 
 #endif

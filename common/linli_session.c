@@ -25,13 +25,20 @@ static const char s_create_lua[] =
     "end\n"
     "return 1\n";
 
-//  KEYS: the account's set. ARGV: the session key prefix. Ends every
-//  session listed; returns how many there were.
+//  KEYS: the account's set, the ended-sessions channel. ARGV: the session
+//  key prefix. Ends every session listed and announces each hash (gateways
+//  drop their cached copies); returns how many there were.
 static const char s_revoke_lua[] = "local n = 0\n"
                                    "for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
                                    "  n = n + redis.call('DEL', ARGV[1] .. h)\n"
+                                   "  redis.call('PUBLISH', KEYS[2], h)\n"
                                    "end\n"
                                    "redis.call('DEL', KEYS[1])\n"
+                                   "return n\n";
+
+//  KEYS: the session, the ended-sessions channel. ARGV: the hash.
+static const char s_delete_lua[] = "local n = redis.call('DEL', KEYS[1])\n"
+                                   "redis.call('PUBLISH', KEYS[2], ARGV[1])\n"
                                    "return n\n";
 
 //  The key of the set listing user_id's sessions.
@@ -67,11 +74,16 @@ linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_
     linli_session_key(linli_redis_prefix(redis), "", session_prefix, sizeof session_prefix);
     s_user_key(linli_redis_prefix(redis), caller->user_id, user_key, sizeof user_key);
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
-    size_t len = linli__caller__get_packed_size(caller);
+    //  The session carries its own end, so a gateway's cached copy ends with it.
+    int64_t expires_at = linli_now_ms() + (int64_t)ttl_s * 1000;
+    Linli__Caller stored = *caller;
+    stored.has_expires_at_ms = true;
+    stored.expires_at_ms = expires_at;
+    size_t len = linli__caller__get_packed_size(&stored);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
         return -1;
-    linli__caller__pack(caller, buf);
+    linli__caller__pack(&stored, buf);
     const char *argv[] = {"EVAL", s_create_lua, "2",           key, user_key, (const char *)buf,
                           ttl,    hash,         session_prefix};
     size_t lens[] = {4,           strlen(s_create_lua), 1,
@@ -83,18 +95,25 @@ linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int ttl_
     if (r)
         freeReplyObject(r);
     if (rc == 0)
-        *expires_at_ms = linli_now_ms() + (int64_t)ttl_s * 1000;
+        *expires_at_ms = expires_at;
     return rc;
+}
+
+void
+linli_session_channel(const char *prefix, char *out, size_t cap)
+{
+    snprintf(out, cap, "%ssessions:ended", prefix ? prefix : "");
 }
 
 int
 linli_session_revoke_user(linli_redis_t *redis, const char *user_id)
 {
-    char user_key[256], session_prefix[256];
+    char user_key[256], session_prefix[256], channel[256];
     s_user_key(linli_redis_prefix(redis), user_id, user_key, sizeof user_key);
     linli_session_key(linli_redis_prefix(redis), "", session_prefix, sizeof session_prefix);
-    const char *argv[] = {"EVAL", s_revoke_lua, "1", user_key, session_prefix};
-    redisReply *r = linli_redis_argv(redis, 5, argv, NULL);
+    linli_session_channel(linli_redis_prefix(redis), channel, sizeof channel);
+    const char *argv[] = {"EVAL", s_revoke_lua, "2", user_key, channel, session_prefix};
+    redisReply *r = linli_redis_argv(redis, 6, argv, NULL);
     int rc = s_check_reply(r, "revoke") ? (int)r->integer : -1;
     if (r)
         freeReplyObject(r);
@@ -110,9 +129,11 @@ linli_session_key(const char *prefix, const char *hash, char *out, size_t cap)
 int
 linli_session_delete(linli_redis_t *redis, const char *hash)
 {
-    char key[256];
+    char key[256], channel[256];
     linli_session_key(linli_redis_prefix(redis), hash, key, sizeof key);
-    redisReply *r = linli_redis_cmd(redis, "DEL %s", key);
+    linli_session_channel(linli_redis_prefix(redis), channel, sizeof channel);
+    const char *argv[] = {"EVAL", s_delete_lua, "2", key, channel, hash};
+    redisReply *r = linli_redis_argv(redis, 6, argv, NULL);
     int rc = s_check_reply(r, "delete") ? 0 : -1;
     if (r)
         freeReplyObject(r);

@@ -1,6 +1,7 @@
 //  linli_session: bearer-token sessions in Redis. The key
 //  <prefix>session:<hash of token> holds the packed Linli__Caller with a TTL;
-//  the token itself is never stored; <prefix>sessions:<user id> lists the
+//  the token itself is never stored; the caller records when the session
+//  ends (expires_at_ms); <prefix>sessions:<user id> lists the
 //  hashes of a user's sessions, so all of them can be ended at once.
 //  Created by the registry at login,
 //  resolved by the gateway on every authenticated request (asynchronously:
@@ -23,6 +24,11 @@ int linli_session_create(linli_redis_t *redis, const Linli__Caller *caller, int 
 //  The Redis key of the session whose token hash is given (the gateway looks
 //  it up asynchronously, gateway_sessions.c).
 void linli_session_key(const char *prefix, const char *hash, char *out, size_t cap);
+
+//  The channel on which every ended session's hash is published (by
+//  linli_session_delete and linli_session_revoke_user, in the same script as
+//  the deletion): gateways that cache sessions drop the ones named there.
+void linli_session_channel(const char *prefix, char *out, size_t cap);
 
 //  End every session of user_id (a password changed, an account closed):
 //  create lists each session under its account. How many ended, or -1.

@@ -12,5 +12,6 @@ if [ -d "$var/pg/data" ]; then
     as_pg "$pgbin/pg_ctl" -D "$var/pg/data" -m fast -w stop >/dev/null 2>&1 || true
 fi
 redis-cli -p "$LINLI_REDIS_PORT" shutdown >/dev/null 2>&1 || true
-rm -f "$var/run/redis.pid"
+# Redis and PostgreSQL remove their Unix sockets; the broker's ipc one stays behind.
+rm -f "$var/run/redis.pid" "$broker_socket"
 echo "stopped"

@@ -39,6 +39,11 @@ const linli_cfg_entry_t gateway_cfg[] = {
      "city with `linli-registry import-volunteers` or several files"},
     {"LINLI_BROKER_MAX_QUEUE", LINLI_CFG_INT, "20000", 1, 10000000, false,
      "requests queued per service before 503 overloaded"},
+    {"LINLI_SESSION_CACHE_MS", LINLI_CFG_INT, "5000", 0, 60000, false,
+     "how long the gateway trusts a session it read from Redis (never past the session's "
+     "end; logouts and revocations reach it at once by Redis pub/sub); 0 turns the cache off"},
+    {"LINLI_SESSION_CACHE_ENTRIES", LINLI_CFG_INT, "65536", 1, 16777216, false,
+     "sessions the gateway's cache holds at most"},
     LINLI_CFG_END,
 };
 
@@ -317,7 +322,10 @@ s_healthz(gateway_t *self, struct evhttp_request *req, int64_t start_us, const c
 static void
 s_metrics(gateway_t *self, struct evhttp_request *req, int64_t start_us, const char *rid)
 {
-    char *text = gateway_metrics_render(self->metrics, s_route_name, s_broker_stats(self));
+    gateway_sessions_stats_t sessions;
+    gateway_sessions_stats(self->sessions, &sessions);
+    char *text =
+        gateway_metrics_render(self->metrics, s_route_name, s_broker_stats(self), &sessions);
     if (text)
         evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
     free(text);
@@ -798,10 +806,16 @@ gateway_new(struct event_base *base, const linli_config_t *config)
     };
     self->broker = linli_broker_new(&bopts);
     self->client = self->broker ? linli_client_new(inproc) : NULL;
-    self->sessions = gateway_sessions_new(base, linli_config_str(config, "LINLI_REDIS_HOST"),
-                                          (int)linli_config_int(config, "LINLI_REDIS_PORT"),
-                                          linli_config_str(config, "LINLI_REDIS_PREFIX"),
-                                          (int)linli_config_int(config, "LINLI_REDIS_TIMEOUT_MS"));
+    gateway_sessions_opts_t sopts = {
+        .host = linli_config_str(config, "LINLI_REDIS_HOST"),
+        .port = (int)linli_config_int(config, "LINLI_REDIS_PORT"),
+        .socket = linli_config_str(config, "LINLI_REDIS_SOCKET"),
+        .prefix = linli_config_str(config, "LINLI_REDIS_PREFIX"),
+        .timeout_ms = (int)linli_config_int(config, "LINLI_REDIS_TIMEOUT_MS"),
+        .cache_ms = (int)linli_config_int(config, "LINLI_SESSION_CACHE_MS"),
+        .cache_entries = (size_t)linli_config_int(config, "LINLI_SESSION_CACHE_ENTRIES"),
+    };
+    self->sessions = gateway_sessions_new(base, &sopts);
     self->metrics = gateway_metrics_new(self->n_routes);
     self->http = evhttp_new(base);
     if (!self->broker || !self->client || !self->sessions || !self->metrics || !self->http) {

@@ -142,7 +142,7 @@ s_broker_gauge(s_buf_t *b, json_t *services, const char *field, const char *help
 
 char *
 gateway_metrics_render(const gateway_metrics_t *self, const char *(*route_name)(size_t),
-                       const char *broker_json)
+                       const char *broker_json, const gateway_sessions_stats_t *sessions)
 {
     s_buf_t b = {0};
     s_printf(&b, "# HELP linli_http_requests_total HTTP requests answered, by route and status.\n"
@@ -175,5 +175,21 @@ gateway_metrics_render(const gateway_metrics_t *self, const char *(*route_name)(
     s_broker_gauge(&b, services, "queued", "Requests waiting for a worker, by service.");
     s_broker_gauge(&b, services, "inflight", "Requests held by workers, by service.");
     json_decref(stats);
+    if (sessions) {
+        s_printf(&b,
+                 "# HELP linli_session_lookups_total Bearer tokens resolved, from the gateway's "
+                 "cache or from Redis.\n"
+                 "# TYPE linli_session_lookups_total counter\n"
+                 "linli_session_lookups_total{from=\"cache\"} %llu\n"
+                 "linli_session_lookups_total{from=\"redis\"} %llu\n"
+                 "# HELP linli_session_cache_entries Sessions held in the gateway's cache.\n"
+                 "# TYPE linli_session_cache_entries gauge\n"
+                 "linli_session_cache_entries %zu\n"
+                 "# HELP linli_sessions_ended_total Ended sessions announced to this gateway.\n"
+                 "# TYPE linli_sessions_ended_total counter\n"
+                 "linli_sessions_ended_total %llu\n",
+                 (unsigned long long)sessions->hits, (unsigned long long)sessions->misses,
+                 sessions->entries, (unsigned long long)sessions->ended);
+    }
     return b.data;
 }

@@ -2,6 +2,7 @@
 #include "gateway_sessions.h"
 
 #include <async.h>
+#include <poll.h>
 #include <adapters/libevent.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,19 +20,231 @@ typedef struct s_lookup_t {
     void *arg;               //  its argument
     char hash[65];           //  the token's hash
     int64_t deadline_ms;     //  when the connection is given up
+    uint64_t epoch;          //  the cache's epoch when it was sent
     struct s_lookup_t *next; //  the next younger one
 } s_lookup_t;
 
+//  One cached session: the packed caller as Redis holds it.
+typedef struct {
+    char hash[65];    //  "" when the slot is free
+    int64_t until_ms; //  Unix ms: the cache time or the session's end, whichever first
+    uint8_t *packed;  //  owned
+    size_t len;
+} s_entry_t;
+
 struct gateway_sessions_t {
-    struct event_base *base; //  borrowed
-    char host[256];          //  Redis host
-    int port;                //  Redis port
-    char prefix[128];        //  key prefix
-    int timeout_ms;          //  per look-up
-    redisAsyncContext *ac;   //  NULL while disconnected
-    s_lookup_t *head, *tail; //  outstanding look-ups, oldest first
-    int64_t failed_at_ms;    //  last connection failure, to back off
+    struct event_base *base;      //  borrowed
+    gateway_sessions_opts_t opts; //  strings borrowed from the caller
+    redisAsyncContext *ac;        //  look-ups; NULL while disconnected
+    s_lookup_t *head, *tail;      //  outstanding look-ups, oldest first
+    int64_t failed_at_ms;         //  last connection failure, to back off
+
+    //  The cache, and the subscription that keeps it true.
+    s_entry_t *slots;         //  owned; cache_entries of them (a power of two)
+    size_t mask;              //  cache_entries - 1
+    redisAsyncContext *sub;   //  subscribed to the ended-sessions channel, or NULL
+    bool subscribed;          //  confirmed: only then is anything cached
+    uint64_t epoch;           //  bumped by every ended session and every flush
+    int64_t sub_failed_at_ms; //  last subscription failure, to back off
+    char channel[256];        //  <prefix>sessions:ended
+    gateway_sessions_stats_t stats;
 };
+
+// ---------------------------------------------------------------- the cache
+
+//  The slot a hash maps to (the hash is hex of a keyed digest: uniform).
+static s_entry_t *
+s_slot(gateway_sessions_t *self, const char *hash)
+{
+    uint64_t h = 0;
+    for (int i = 0; i < 16 && hash[i]; i++)
+        h = h * 16 + (uint64_t)(hash[i] <= '9' ? hash[i] - '0' : (hash[i] | 0x20) - 'a' + 10);
+    return &self->slots[h & self->mask];
+}
+
+static void
+s_entry_clear(s_entry_t *e)
+{
+    free(e->packed);
+    e->packed = NULL;
+    e->len = 0;
+    e->hash[0] = 0;
+}
+
+//  Forget everything: what we hold may have ended while we were not told.
+static void
+s_flush(gateway_sessions_t *self)
+{
+    self->epoch++;
+    if (!self->slots || !self->stats.entries)
+        return;
+    for (size_t i = 0; i <= self->mask; i++)
+        if (self->slots[i].hash[0])
+            s_entry_clear(&self->slots[i]);
+    self->stats.entries = 0;
+}
+
+static void
+s_forget(gateway_sessions_t *self, const char *hash)
+{
+    self->epoch++;
+    s_entry_t *e = s_slot(self, hash);
+    if (e->hash[0] && !strcmp(e->hash, hash)) {
+        s_entry_clear(e);
+        self->stats.entries--;
+    }
+}
+
+//  Keep a session Redis just gave us, unless something ended since we asked.
+static void
+s_remember(gateway_sessions_t *self, const s_lookup_t *l, const Linli__Caller *caller,
+           const char *packed, size_t len)
+{
+    if (!self->slots || !self->subscribed || l->epoch != self->epoch)
+        return;
+    int64_t until = linli_now_ms() + self->opts.cache_ms;
+    if (caller->has_expires_at_ms && caller->expires_at_ms < until)
+        until = caller->expires_at_ms;
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, packed, len);
+    s_entry_t *e = s_slot(self, l->hash);
+    if (e->hash[0])
+        s_entry_clear(e);
+    else
+        self->stats.entries++;
+    memcpy(e->hash, l->hash, sizeof e->hash);
+    e->until_ms = until;
+    e->packed = copy;
+    e->len = len;
+}
+
+static void s_sub_connect(gateway_sessions_t *self);
+
+//  Read what the subscription has waiting (ended sessions, or its end)
+//  before answering from the cache: an ended session is announced before
+//  its deletion is acknowledged, so a request sent after a logout's answer
+//  finds the announcement here.
+static void
+s_sub_catch_up(gateway_sessions_t *self)
+{
+    if (!self->sub)
+        return;
+    struct pollfd pfd = {.fd = self->sub->c.fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) > 0)
+        redisAsyncHandleRead(self->sub);
+}
+
+//  A cached caller for hash, unpacked (callee owns), or NULL.
+static Linli__Caller *
+s_cached(gateway_sessions_t *self, const char *hash)
+{
+    if (!self->slots)
+        return NULL;
+    s_sub_connect(self);
+    s_sub_catch_up(self);
+    if (!self->subscribed)
+        return NULL;
+    s_entry_t *e = s_slot(self, hash);
+    if (!e->hash[0] || strcmp(e->hash, hash))
+        return NULL;
+    if (e->until_ms <= linli_now_ms()) {
+        s_entry_clear(e);
+        self->stats.entries--;
+        return NULL;
+    }
+    return linli__caller__unpack(NULL, e->len, e->packed);
+}
+
+// ---------------------------------------------------------------- the subscription
+
+static void
+s_on_sub_message(redisAsyncContext *ac, void *r, void *privdata)
+{
+    gateway_sessions_t *self = (gateway_sessions_t *)ac->data;
+    (void)privdata;
+    redisReply *reply = (redisReply *)r;
+    if (!self || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
+        return;
+    const redisReply *kind = reply->element[0], *payload = reply->element[2];
+    if (kind->type != REDIS_REPLY_STRING)
+        return;
+    if (!strcmp(kind->str, "subscribe")) {
+        //  From now on we hear of every ended session: start afresh.
+        s_flush(self);
+        self->subscribed = true;
+    } else if (!strcmp(kind->str, "message") && payload->type == REDIS_REPLY_STRING &&
+               payload->len < 65) {
+        self->stats.ended++;
+        s_forget(self, payload->str);
+    }
+}
+
+static void
+s_sub_lost(gateway_sessions_t *self)
+{
+    self->subscribed = false;
+    self->sub = NULL;
+    self->sub_failed_at_ms = linli_now_ms();
+    s_flush(self);
+}
+
+static void
+s_on_sub_connect(const redisAsyncContext *ac, int status)
+{
+    gateway_sessions_t *self = (gateway_sessions_t *)ac->data;
+    if (status != REDIS_OK && self && self->sub == ac) {
+        linli_warn("sessions: cannot subscribe to ended sessions: %s; not caching", ac->errstr);
+        s_sub_lost(self);
+    }
+}
+
+static void
+s_on_sub_disconnect(const redisAsyncContext *ac, int status)
+{
+    gateway_sessions_t *self = (gateway_sessions_t *)ac->data;
+    if (!self || self->sub != ac)
+        return;
+    if (status != REDIS_OK)
+        linli_warn("sessions: subscription to ended sessions lost: %s; cache emptied", ac->errstr);
+    s_sub_lost(self);
+}
+
+//  Open the connection that hears of ended sessions (not in the way of a
+//  request: until it confirms, look-ups simply go to Redis).
+static redisAsyncContext *
+s_async_connect(gateway_sessions_t *self)
+{
+    return self->opts.socket && *self->opts.socket
+               ? redisAsyncConnectUnix(self->opts.socket)
+               : redisAsyncConnect(self->opts.host, self->opts.port);
+}
+
+static void
+s_sub_connect(gateway_sessions_t *self)
+{
+    if (self->sub || (self->sub_failed_at_ms && linli_now_ms() - self->sub_failed_at_ms < 1000))
+        return;
+    redisAsyncContext *ac = s_async_connect(self);
+    if (!ac || ac->err || redisLibeventAttach(ac, self->base) != REDIS_OK) {
+        if (ac)
+            redisAsyncFree(ac);
+        self->sub_failed_at_ms = linli_now_ms();
+        return;
+    }
+    ac->data = self;
+    redisAsyncSetConnectCallback(ac, s_on_sub_connect);
+    redisAsyncSetDisconnectCallback(ac, s_on_sub_disconnect);
+    self->sub = ac;
+    if (redisAsyncCommand(ac, s_on_sub_message, NULL, "SUBSCRIBE %s", self->channel) != REDIS_OK) {
+        self->sub = NULL;
+        redisAsyncFree(ac);
+        self->sub_failed_at_ms = linli_now_ms();
+    }
+}
+
+// ---------------------------------------------------------------- look-ups
 
 static void
 s_answer_head(gateway_sessions_t *self, int rc, Linli__Caller *caller)
@@ -66,6 +279,12 @@ s_on_reply(redisAsyncContext *ac, void *r, void *privdata)
         caller = linli__caller__unpack(NULL, (size_t)reply->len, (const uint8_t *)reply->str);
         if (!caller)
             linli_warn("a session holds an unreadable caller; treated as none");
+        else if (caller->has_expires_at_ms && caller->expires_at_ms <= linli_now_ms()) {
+            //  Past its end (Redis expires it at the same moment, give or take).
+            linli__caller__free_unpacked(caller, NULL);
+            caller = NULL;
+        } else if (self->head)
+            s_remember(self, self->head, caller, reply->str, (size_t)reply->len);
     }
     s_answer_head(self, 0, caller);
 }
@@ -103,11 +322,15 @@ s_connect(gateway_sessions_t *self)
     //  Redis down: fail fast for a moment instead of a connect per request.
     if (self->failed_at_ms && linli_now_ms() - self->failed_at_ms < 100)
         return -1;
-    redisAsyncContext *ac = redisAsyncConnect(self->host, self->port);
+    redisAsyncContext *ac = s_async_connect(self);
     if (!ac || ac->err) {
         //  At most one line per back-off period (100 ms).
-        linli_warn("sessions: cannot connect to Redis at %s:%d: %s", self->host, self->port,
-                   ac ? ac->errstr : "out of memory");
+        if (self->opts.socket && *self->opts.socket)
+            linli_warn("sessions: cannot connect to Redis at %s: %s", self->opts.socket,
+                       ac ? ac->errstr : "out of memory");
+        else
+            linli_warn("sessions: cannot connect to Redis at %s:%d: %s", self->opts.host,
+                       self->opts.port, ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
         self->failed_at_ms = linli_now_ms();
@@ -127,17 +350,25 @@ s_connect(gateway_sessions_t *self)
 }
 
 gateway_sessions_t *
-gateway_sessions_new(struct event_base *base, const char *host, int port, const char *prefix,
-                     int timeout_ms)
+gateway_sessions_new(struct event_base *base, const gateway_sessions_opts_t *opts)
 {
     gateway_sessions_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->base = base;
-    snprintf(self->host, sizeof self->host, "%s", host);
-    self->port = port;
-    snprintf(self->prefix, sizeof self->prefix, "%s", prefix);
-    self->timeout_ms = timeout_ms;
+    self->opts = *opts;
+    linli_session_channel(opts->prefix, self->channel, sizeof self->channel);
+    if (opts->cache_ms > 0 && opts->cache_entries > 0) {
+        size_t n = 1;
+        while (n < opts->cache_entries)
+            n <<= 1;
+        self->slots = calloc(n, sizeof *self->slots);
+        if (!self->slots) {
+            free(self);
+            return NULL;
+        }
+        self->mask = n - 1;
+    }
     return self;
 }
 
@@ -155,8 +386,22 @@ gateway_sessions_destroy(gateway_sessions_t **self_p)
     }
     while (self->head)
         s_answer_head(self, -1, NULL);
+    if (self->sub) {
+        redisAsyncContext *sub = self->sub;
+        self->sub = NULL;
+        sub->data = NULL;
+        redisAsyncFree(sub);
+    }
+    s_flush(self);
+    free(self->slots);
     free(self);
     *self_p = NULL;
+}
+
+void
+gateway_sessions_stats(const gateway_sessions_t *self, gateway_sessions_stats_t *out)
+{
+    *out = self->stats;
 }
 
 void
@@ -165,6 +410,13 @@ gateway_sessions_lookup(gateway_sessions_t *self, const char *token, gateway_ses
 {
     char hash[65];
     linli_token_hash(token, hash);
+    Linli__Caller *cached = s_cached(self, hash);
+    if (cached) {
+        self->stats.hits++;
+        fn(arg, 0, cached, hash);
+        return;
+    }
+    self->stats.misses++;
     s_lookup_t *l = calloc(1, sizeof *l);
     if (!l || s_connect(self)) {
         free(l);
@@ -174,9 +426,10 @@ gateway_sessions_lookup(gateway_sessions_t *self, const char *token, gateway_ses
     l->fn = fn;
     l->arg = arg;
     memcpy(l->hash, hash, sizeof hash);
-    l->deadline_ms = linli_now_ms() + self->timeout_ms;
+    l->deadline_ms = linli_now_ms() + self->opts.timeout_ms;
+    l->epoch = self->epoch;
     char key[256];
-    linli_session_key(self->prefix, hash, key, sizeof key);
+    linli_session_key(self->opts.prefix, hash, key, sizeof key);
     //  Queue it first: a failing connection answers from inside the call.
     if (self->tail)
         self->tail->next = l;
@@ -204,9 +457,11 @@ gateway_sessions_lookup(gateway_sessions_t *self, const char *token, gateway_ses
 void
 gateway_sessions_tick(gateway_sessions_t *self)
 {
+    if (self->slots)
+        s_sub_connect(self);
     if (!self->head || self->head->deadline_ms > linli_now_ms())
         return;
-    linli_warn("sessions: Redis did not answer in %d ms; reconnecting", self->timeout_ms);
+    linli_warn("sessions: Redis did not answer in %d ms; reconnecting", self->opts.timeout_ms);
     self->failed_at_ms = linli_now_ms();
     if (self->ac) {
         redisAsyncContext *ac = self->ac;

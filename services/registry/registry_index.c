@@ -389,8 +389,9 @@ s_centres_place(s_centres_t *c, linli_pg_t *pg, s_entry_t *e)
 registry_index_t *
 registry_index_new(const registry_index_opts_t *opts)
 {
-    if (!opts || !opts->redis_host || opts->redis_port <= 0 || !opts->pg_dsn) {
-        linli_error("index: Redis host, port and a PostgreSQL DSN are required");
+    bool unix_socket = opts && opts->redis_socket && *opts->redis_socket;
+    if (!opts || (!unix_socket && (!opts->redis_host || opts->redis_port <= 0)) || !opts->pg_dsn) {
+        linli_error("index: Redis host and port (or socket) and a PostgreSQL DSN are required");
         return NULL;
     }
     registry_index_t *self = calloc(1, sizeof *self);
@@ -399,12 +400,13 @@ registry_index_new(const registry_index_opts_t *opts)
     self->block_ms = opts->block_ms > 0 ? opts->block_ms : 1000;
     self->apply.lua = s_apply_lua;
     self->redis =
-        linli_redis_new(opts->redis_host, opts->redis_port,
+        linli_redis_new(opts->redis_host, opts->redis_port, opts->redis_socket,
                         opts->redis_timeout_ms > 0 ? opts->redis_timeout_ms : 2000, opts->prefix);
     self->pg = linli_pg_new(opts->pg_dsn, "registry", opts->pg_timeout_ms);
     linli_consumer_opts_t copts = {
         .host = opts->redis_host,
         .port = opts->redis_port,
+        .socket = opts->redis_socket,
         .prefix = opts->prefix,
         .stream = opts->stream && *opts->stream ? opts->stream : "events",
         .group = opts->group && *opts->group ? opts->group : REGISTRY_INDEX_GROUP,
@@ -433,6 +435,7 @@ registry_index_new_from_config(const linli_config_t *config)
     registry_index_opts_t opts = {
         .redis_host = linli_config_str(config, "LINLI_REDIS_HOST"),
         .redis_port = (int)linli_config_int(config, "LINLI_REDIS_PORT"),
+        .redis_socket = linli_config_str(config, "LINLI_REDIS_SOCKET"),
         .redis_timeout_ms = (int)linli_config_int(config, "LINLI_REDIS_TIMEOUT_MS"),
         .prefix = linli_config_str(config, "LINLI_REDIS_PREFIX"),
         .pg_dsn = linli_config_str(config, "LINLI_PG_DSN"),

@@ -22,18 +22,19 @@
 typedef struct registry_index_t registry_index_t;
 
 typedef struct {
-    const char *redis_host; //  Redis host
-    int redis_port;         //  Redis port
-    int redis_timeout_ms;   //  per command (the index's own connection)
-    const char *prefix;     //  key prefix, may be NULL
-    const char *pg_dsn;     //  for the area centres (its own connection)
-    int pg_timeout_ms;      //  statement_timeout
-    const char *stream;     //  stream name without prefix; NULL: "events"
-    const char *group;      //  NULL: REGISTRY_INDEX_GROUP
-    const char *name;       //  consumer name; NULL: "<host>-<pid>-<random>"
-    int min_idle_ms;        //  claim others' pending entries idle this long (0: 30000)
-    int claim_every_ms;     //  XAUTOCLAIM period (0: 1000)
-    int block_ms;           //  longest XREADGROUP BLOCK (0: 1000)
+    const char *redis_host;   //  Redis host
+    int redis_port;           //  Redis port
+    const char *redis_socket; //  Redis Unix socket path; NULL or "": host and port
+    int redis_timeout_ms;     //  per command (the index's own connection)
+    const char *prefix;       //  key prefix, may be NULL
+    const char *pg_dsn;       //  for the area centres (its own connection)
+    int pg_timeout_ms;        //  statement_timeout
+    const char *stream;       //  stream name without prefix; NULL: "events"
+    const char *group;        //  NULL: REGISTRY_INDEX_GROUP
+    const char *name;         //  consumer name; NULL: "<host>-<pid>-<random>"
+    int min_idle_ms;          //  claim others' pending entries idle this long (0: 30000)
+    int claim_every_ms;       //  XAUTOCLAIM period (0: 1000)
+    int block_ms;             //  longest XREADGROUP BLOCK (0: 1000)
 } registry_index_opts_t;
 
 //  Counts of a rebuild.

@@ -75,6 +75,7 @@ registry_open(registry_t *reg, const linli_config_t *config)
                            (int)linli_config_int(config, "LINLI_PG_STATEMENT_TIMEOUT_MS"));
     reg->redis = linli_redis_new(linli_config_str(config, "LINLI_REDIS_HOST"),
                                  (int)linli_config_int(config, "LINLI_REDIS_PORT"),
+                                 linli_config_str(config, "LINLI_REDIS_SOCKET"),
                                  (int)linli_config_int(config, "LINLI_REDIS_TIMEOUT_MS"),
                                  linli_config_str(config, "LINLI_REDIS_PREFIX"));
     reg->store = reg->pg ? registry_store_new(reg->pg) : NULL;

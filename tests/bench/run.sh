@@ -4,6 +4,9 @@
 #   GET /v1/areas/{code}    through the broker to a registry worker
 # and print requests/s, p50 and p99 of each, their ratio, and this machine's
 # raw Redis (redis-benchmark GET) and PostgreSQL (pgbench select-only) figures.
+# As `make up` runs them, the services reach Redis, PostgreSQL and the broker
+# over Unix sockets (the raw figures use the same); LINLI_BENCH_TCP=1 makes
+# all of it TCP loopback instead.
 # Usage: tests/bench/run.sh [seconds per run, default 10] [connections, default 32]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,7 +30,8 @@ cleanup() {
 trap cleanup EXIT
 
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --daemonize yes \
-    --appendonly yes --appendfsync everysec --logfile "$work/redis.log" >/dev/null
+    --appendonly yes --appendfsync everysec --logfile "$work/redis.log" \
+    --unixsocket "$work/redis.sock" --unixsocketperm 700 >/dev/null
 mkdir -p "$work/pg"; [ "$(id -u)" -eq 0 ] && chown postgres "$work/pg"
 as_pg "$pgbin/initdb" -D "$work/pg/data" -U linli --auth=trust >/dev/null
 as_pg "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
@@ -35,8 +39,19 @@ as_pg "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
 psql -h 127.0.0.1 -p "$pg_port" -U linli -d postgres -qc "CREATE DATABASE linli"
 
 export LINLI_REDIS_PORT=$redis_port LINLI_HTTP_PORT=$http_port LINLI_LOG_LEVEL=warn
-export LINLI_PG_DSN="host=127.0.0.1 port=$pg_port dbname=linli user=linli"
-export LINLI_BROKER_BIND="tcp://127.0.0.1:$broker_port" LINLI_BROKER_ENDPOINTS="tcp://127.0.0.1:$broker_port"
+if [ "${LINLI_BENCH_TCP:-0}" = 1 ]; then
+    transports="tcp loopback (redis 127.0.0.1:$redis_port, postgresql 127.0.0.1:$pg_port, broker tcp)"
+    export LINLI_REDIS_SOCKET=
+    export LINLI_PG_DSN="host=127.0.0.1 port=$pg_port dbname=linli user=linli"
+    export LINLI_BROKER_BIND="tcp://127.0.0.1:$broker_port" LINLI_BROKER_ENDPOINTS="tcp://127.0.0.1:$broker_port"
+    redis_addr=(-p "$redis_port"); pg_host=127.0.0.1
+else
+    transports="unix sockets (redis unix socket, postgresql socket directory, broker ipc://); LINLI_BENCH_TCP=1 for tcp"
+    export LINLI_REDIS_SOCKET="$work/redis.sock"
+    export LINLI_PG_DSN="host=$work/pg port=$pg_port dbname=linli user=linli"
+    export LINLI_BROKER_BIND="ipc://$work/broker.sock" LINLI_BROKER_ENDPOINTS="ipc://$work/broker.sock"
+    redis_addr=(-s "$work/redis.sock"); pg_host="$work/pg"
+fi
 export LINLI_PII_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 export LINLI_BOOTSTRAP_ADMIN_PHONE=13800000000 LINLI_BOOTSTRAP_ADMIN_PASSWORD=bench-admin-1
 export LINLI_SIGNUP_PER_ADDR=1000000
@@ -85,13 +100,14 @@ s_p50=$(echo "$s_out" | awk '$1=="50%" {print $2}' | to_ms)
 s_p99=$(echo "$s_out" | awk '$1=="99%" {print $2}' | to_ms)
 s_non2xx=$(echo "$s_out" | sed -n 's/^sign-up answers besides 201: //p')
 argon_ms=$("$build/tests/bench_argon2" "${LINLI_ARGON2_OPS:-2}" "${LINLI_ARGON2_MEM_KB:-65536}")
-redis_rps=$(redis-benchmark -p "$redis_port" -t get -n 200000 -c "$conns" -q | tr '\r' '\n' |
+redis_rps=$(redis-benchmark "${redis_addr[@]}" -t get -n 200000 -c "$conns" -q | tr '\r' '\n' |
     awk '/^GET: [0-9]/ {v=$2} END {printf "%.0f", v}')
-as_pg "$pgbin/pgbench" -h 127.0.0.1 -p "$pg_port" -U linli -i -q linli >/dev/null 2>&1
-pg_tps=$(as_pg "$pgbin/pgbench" -h 127.0.0.1 -p "$pg_port" -U linli -S -c "$conns" -j 2 -T "$secs" linli 2>/dev/null |
+as_pg "$pgbin/pgbench" -h "$pg_host" -p "$pg_port" -U linli -i -q linli >/dev/null 2>&1
+pg_tps=$(as_pg "$pgbin/pgbench" -h "$pg_host" -p "$pg_port" -U linli -S -c "$conns" -j 2 -T "$secs" linli 2>/dev/null |
     awk '/^tps/ {printf "%.0f", $3}')
 
 echo "commit $(git -C "$root" rev-parse --short HEAD), $(nproc) cores, ${secs}s per run, $conns connections, ${LINLI_BENCH_WORKERS:-2} registry workers"
+echo "transports: $transports"
 printf '%-24s %10s %9s %9s\n' "" "req/s" "p50 ms" "p99 ms"
 printf '%-24s %10s %9s %9s\n' "GET /healthz" "$h_rps" "$h_p50" "$h_p99"
 printf '%-24s %10s %9s %9s\n' "GET /v1/areas/420102" "$a_rps" "$a_p50" "$a_p99"

@@ -91,7 +91,7 @@ s_setup(void **state)
     s_admin = ts_suite_start_admin(&s_suite, "index_e2e", 2, NULL);
     if (!s_admin)
         return -1;
-    s_redis = linli_redis_new("127.0.0.1", s_suite.env.redis.port, 5000, s_suite.env.prefix);
+    s_redis = linli_redis_new("127.0.0.1", s_suite.env.redis.port, NULL, 5000, s_suite.env.prefix);
     linli_pg_t *pg = linli_pg_new(s_suite.env.dsn, "registry", 5000);
     PGresult *res = pg ? linli_pg_exec(pg, "SELECT lat, lng FROM areas WHERE code = $1", 1,
                                        (const char *[]){C1})

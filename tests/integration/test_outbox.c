@@ -49,7 +49,7 @@ s_world_open(s_world_t *w, const char *name, int redis_port)
     w->pg = linli_pg_new(w->env.dsn, "svc", 5000);
     assert_non_null(w->pg);
     assert_int_equal(linli_pg_migrate(w->pg, w->dir), 0);
-    w->redis = linli_redis_new("127.0.0.1", w->redis_port, 2000, w->env.prefix);
+    w->redis = linli_redis_new("127.0.0.1", w->redis_port, NULL, 2000, w->env.prefix);
     assert_non_null(w->redis);
     linli_redis_key(w->redis, w->key, sizeof w->key, S_STREAM);
 }

@@ -24,7 +24,7 @@ s_group_setup(void **state)
 static int
 s_setup(void **state)
 {
-    linli_redis_t *redis = linli_redis_new("127.0.0.1", s_env.redis.port, 2000, s_env.prefix);
+    linli_redis_t *redis = linli_redis_new("127.0.0.1", s_env.redis.port, NULL, 2000, s_env.prefix);
     *state = redis;
     return redis ? 0 : -1;
 }
@@ -195,7 +195,7 @@ test_redis_down_fails_closed(void **state)
 {
     (void)state;
     //  Nothing listens on this port.
-    linli_redis_t *nobody = linli_redis_new("127.0.0.1", ts_free_port(), 300, "t:down:");
+    linli_redis_t *nobody = linli_redis_new("127.0.0.1", ts_free_port(), NULL, 300, "t:down:");
     assert_non_null(nobody);
     bool allowed = true;
     int retry = 9;
@@ -211,7 +211,7 @@ test_redis_down_fails_closed(void **state)
     //  A private Redis that dies under us (the run's shared one is left alone).
     ts_redis_t own;
     assert_int_equal(ts_redis_start(&own), 0);
-    linli_redis_t *redis = linli_redis_new("127.0.0.1", own.port, 500, "t:kill:");
+    linli_redis_t *redis = linli_redis_new("127.0.0.1", own.port, NULL, 500, "t:kill:");
     assert_int_equal(linli_ratelimit_hit(redis, "login:phone:y", 5, 60, &allowed, &retry), 0);
     assert_true(allowed);
     assert_int_equal(ts_redis_kill(&own), 0);

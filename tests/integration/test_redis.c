@@ -1,5 +1,5 @@
 //  linli_redis against a real Redis: commands, binary argv, key prefix,
-//  pipelines, error replies and reconnect after a restart.
+//  pipelines, error replies, reconnect after a restart, and the Unix socket.
 #include "test_servers.h"
 #include "linli_redis.h"
 
@@ -16,7 +16,7 @@ static void
 test_key_prefix(void **state)
 {
     (void)state;
-    linli_redis_t *r = linli_redis_new("127.0.0.1", 6399, 1000, "linli:t:");
+    linli_redis_t *r = linli_redis_new("127.0.0.1", 6399, NULL, 1000, "linli:t:");
     assert_non_null(r);
     char key[64];
     assert_string_equal(linli_redis_key(r, key, sizeof key, "session:%s:%d", "abc", 7),
@@ -29,11 +29,11 @@ test_key_prefix(void **state)
     linli_redis_destroy(&r);
     assert_null(r);
     linli_redis_destroy(&r);
-    r = linli_redis_new("127.0.0.1", 6399, 1000, NULL);
+    r = linli_redis_new("127.0.0.1", 6399, NULL, 1000, NULL);
     assert_string_equal(linli_redis_key(r, key, sizeof key, "plain"), "plain");
     assert_string_equal(linli_redis_prefix(r), "");
     linli_redis_destroy(&r);
-    assert_null(linli_redis_new("127.0.0.1", 0, 1000, "x"));
+    assert_null(linli_redis_new("127.0.0.1", 0, NULL, 1000, "x"));
 }
 
 static void
@@ -42,7 +42,7 @@ test_commands_and_argv(void **state)
     (void)state;
     ts_env_t env;
     assert_int_equal(ts_env_open(&env, "redis_cmd"), 0);
-    linli_redis_t *r = linli_redis_new("127.0.0.1", env.redis.port, 1000, env.prefix);
+    linli_redis_t *r = linli_redis_new("127.0.0.1", env.redis.port, NULL, 1000, env.prefix);
     char key[128];
     linli_redis_key(r, key, sizeof key, "greeting");
     redisReply *reply = linli_redis_cmd(r, "SET %s %s", key, "hello world");
@@ -88,7 +88,7 @@ test_pipeline(void **state)
     (void)state;
     ts_env_t env;
     assert_int_equal(ts_env_open(&env, "redis_pipe"), 0);
-    linli_redis_t *r = linli_redis_new("127.0.0.1", env.redis.port, 1000, env.prefix);
+    linli_redis_t *r = linli_redis_new("127.0.0.1", env.redis.port, NULL, 1000, env.prefix);
     char key[128];
     linli_redis_key(r, key, sizeof key, "counter");
     enum { N = 200 };
@@ -152,7 +152,7 @@ test_reconnect_after_restart(void **state)
     (void)state;
     ts_redis_t server;
     assert_int_equal(ts_redis_start(&server), 0);
-    linli_redis_t *r = linli_redis_new("127.0.0.1", server.port, 500, "rc:");
+    linli_redis_t *r = linli_redis_new("127.0.0.1", server.port, NULL, 500, "rc:");
     char key[64];
     linli_redis_key(r, key, sizeof key, "n");
     redisReply *reply = linli_redis_cmd(r, "SET %s 1", key);
@@ -207,14 +207,79 @@ test_reconnect_after_restart(void **state)
     ts_redis_stop(&server);
 }
 
+static void
+test_unix_socket(void **state)
+{
+    (void)state;
+    ts_env_t env;
+    assert_int_equal(ts_env_open(&env, "redis_unix"), 0);
+    assert_true(*env.redis.socket);
+    //  Host and port are ignored with a socket: a port nobody listens on.
+    linli_redis_t *r =
+        linli_redis_new("127.0.0.1", ts_free_port(), env.redis.socket, 1000, env.prefix);
+    assert_non_null(r);
+    char where[160];
+    snprintf(where, sizeof where, "unix:%s", env.redis.socket);
+    assert_string_equal(linli_redis_where(r), where);
+    char key[128];
+    linli_redis_key(r, key, sizeof key, "over-socket");
+    redisReply *reply = linli_redis_cmd(r, "SET %s %s", key, "yes");
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    //  One connection throughout: the context is kept, not dropped and made
+    //  again for every command.
+    reply = linli_redis_cmd(r, "CLIENT ID");
+    assert_non_null(reply);
+    long long id = reply->integer;
+    freeReplyObject(reply);
+    for (int i = 0; i < 3; i++) {
+        reply = linli_redis_cmd(r, "CLIENT ID");
+        assert_non_null(reply);
+        assert_int_equal(reply->integer, id);
+        freeReplyObject(reply);
+    }
+    int argcs[] = {2};
+    const char *get[] = {"GET", key};
+    const char **argvs[] = {get};
+    redisReply *replies[1];
+    assert_int_equal(linli_redis_pipeline(r, 1, argcs, argvs, NULL, replies), 0);
+    assert_string_equal(replies[0]->str, "yes");
+    freeReplyObject(replies[0]);
+    linli_redis_destroy(&r);
+
+    //  Over TCP the same handle says host:port.
+    r = linli_redis_new("127.0.0.1", env.redis.port, "", 1000, env.prefix);
+    snprintf(where, sizeof where, "127.0.0.1:%d", env.redis.port);
+    assert_string_equal(linli_redis_where(r), where);
+    linli_redis_destroy(&r);
+
+    //  A socket nobody listens on: NULL replies, no crash; a path too long
+    //  for sockaddr_un: no handle at all.
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/no-such-redis-%d.sock", ts_root(), (int)getpid());
+    r = linli_redis_new(NULL, 0, missing, 300, "x:");
+    assert_non_null(r);
+    assert_null(linli_redis_cmd(r, "PING"));
+    linli_redis_destroy(&r);
+    char long_path[200];
+    memset(long_path, 'a', sizeof long_path - 1);
+    long_path[0] = '/';
+    long_path[sizeof long_path - 1] = '\0';
+    assert_null(linli_redis_new("127.0.0.1", 6399, long_path, 1000, "x:"));
+    long_path[LINLI_REDIS_SOCKET_MAX] = '\0';
+    r = linli_redis_new("127.0.0.1", 6399, long_path, 1000, "x:");
+    assert_non_null(r);
+    linli_redis_destroy(&r);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_prefix),
-        cmocka_unit_test(test_commands_and_argv),
-        cmocka_unit_test(test_pipeline),
-        cmocka_unit_test(test_reconnect_after_restart),
+        cmocka_unit_test(test_key_prefix),  cmocka_unit_test(test_commands_and_argv),
+        cmocka_unit_test(test_pipeline),    cmocka_unit_test(test_reconnect_after_restart),
+        cmocka_unit_test(test_unix_socket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

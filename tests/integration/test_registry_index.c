@@ -70,7 +70,7 @@ s_world_open(s_world_t *w, const char *name, int redis_port)
                   "('" S_B "', 'B', 'community', '420102001', 30.6090, 114.3000), "
                   "('" S_D "', 'D', 'community', '420102001', NULL, NULL), "
                   "('" S_C "', 'C', 'community', '420102002', 30.6450, 114.3000)");
-    w->redis = linli_redis_new("127.0.0.1", w->redis_port, 5000, w->env.prefix);
+    w->redis = linli_redis_new("127.0.0.1", w->redis_port, NULL, 5000, w->env.prefix);
     assert_non_null(w->redis);
     w->relay = linli_relay_new(w->env.dsn, "registry", w->redis, "events");
     assert_non_null(w->relay);

@@ -32,8 +32,8 @@ main(int argc, char **argv)
         ts_sweep();
         return 1;
     }
-    fprintf(f, "redis_port=%d\nredis_dir=%s\npg_port=%d\npg_dir=%s\n", redis.port, redis.dir,
-            pg.port, pg.dir);
+    fprintf(f, "redis_port=%d\nredis_dir=%s\nredis_socket=%s\npg_port=%d\npg_dir=%s\n", redis.port,
+            redis.dir, redis.socket, pg.port, pg.dir);
     fclose(f);
     printf("redis on 127.0.0.1:%d, postgresql on 127.0.0.1:%d\n", redis.port, pg.port);
     return 0;

@@ -247,6 +247,19 @@ s_redis_wait(const ts_redis_t *self, int timeout_ms)
     return -1;
 }
 
+//  Set self->socket from self->dir: dir/redis.sock, or "" when the path would
+//  not fit a sockaddr_un (redis-server would cut it short).
+static void
+s_redis_socket_path(ts_redis_t *self)
+{
+    char path[sizeof self->dir + 16];
+    int n = snprintf(path, sizeof path, "%s/redis.sock", self->dir);
+    if (n > 0 && (size_t)n < sizeof self->socket)
+        memcpy(self->socket, path, (size_t)n + 1);
+    else
+        self->socket[0] = '\0';
+}
+
 static int
 s_redis_launch(ts_redis_t *self)
 {
@@ -254,11 +267,24 @@ s_redis_launch(ts_redis_t *self)
     snprintf(port, sizeof port, "%d", self->port);
     snprintf(pidfile, sizeof pidfile, "%s/redis.pid", self->dir);
     snprintf(logfile, sizeof logfile, "%s/redis.log", self->dir);
-    const char *argv[] = {"redis-server", "--port",       port,      "--bind",
-                          "127.0.0.1",    "--dir",        self->dir, "--daemonize",
-                          "yes",          "--pidfile",    pidfile,   "--logfile",
-                          logfile,        "--appendonly", "yes",     "--appendfsync",
-                          "everysec",     "--save",       "",        NULL};
+    s_redis_socket_path(self);
+    const char *argv[32];
+    size_t n = 0;
+    const char *fixed[] = {"redis-server", "--port",       port,      "--bind",
+                           "127.0.0.1",    "--dir",        self->dir, "--daemonize",
+                           "yes",          "--pidfile",    pidfile,   "--logfile",
+                           logfile,        "--appendonly", "yes",     "--appendfsync",
+                           "everysec",     "--save",       ""};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        argv[n++] = fixed[i];
+    //  The Unix socket too, beside TCP: tests of same-host transport use it.
+    if (*self->socket) {
+        argv[n++] = "--unixsocket";
+        argv[n++] = self->socket;
+        argv[n++] = "--unixsocketperm";
+        argv[n++] = "700";
+    }
+    argv[n] = NULL;
     if (ts_run(argv, false) != 0) {
         fprintf(stderr, "test_servers: redis-server failed to start (is it installed?)\n");
         return -1;
@@ -491,6 +517,8 @@ ts_shared(ts_redis_t *redis, ts_pg_t *pg)
             redis->port = atoi(v);
         else if (!strcmp(line, "redis_dir"))
             snprintf(redis->dir, sizeof redis->dir, "%s", v);
+        else if (!strcmp(line, "redis_socket"))
+            snprintf(redis->socket, sizeof redis->socket, "%s", v);
         else if (!strcmp(line, "pg_port"))
             pg->port = atoi(v);
         else if (!strcmp(line, "pg_dir"))

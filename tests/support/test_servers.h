@@ -16,13 +16,14 @@
 #include "linli_worker.h"
 
 typedef struct {
-    int port;      //  loopback port
-    char dir[256]; //  folder holding its AOF, log and pid file
+    int port;         //  loopback port
+    char dir[256];    //  folder holding its AOF, log and pid file
+    char socket[108]; //  its Unix socket, dir/redis.sock; "" when that path is too long
 } ts_redis_t;
 
 typedef struct {
     int port;      //  loopback port
-    char dir[256]; //  folder holding data/ and the unix socket
+    char dir[256]; //  folder holding data/ and the unix socket (a libpq host=dir)
 } ts_pg_t;
 
 //  The servers, database and key prefix one test works in.
@@ -45,7 +46,8 @@ int64_t ts_mono_ms(void);
 //  Sleep ms milliseconds.
 void ts_sleep_ms(int ms);
 
-//  Start a private redis-server (appendonly, everysec) on a free port. 0 or -1.
+//  Start a private redis-server (appendonly, everysec) on a free port, and on
+//  the Unix socket self->socket when its path fits. 0 or -1.
 int ts_redis_start(ts_redis_t *self);
 //  SIGKILL it, keeping its folder so ts_redis_restart finds its AOF.
 int ts_redis_kill(ts_redis_t *self);

@@ -15,16 +15,16 @@
 #include <time.h>
 #include <unistd.h>
 
-static void s_var(ts_suite_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-s_var(ts_suite_t *s, const char *fmt, ...)
+void
+ts_suite_var(ts_suite_t *s, const char *fmt, ...)
 {
     size_t i = 0;
     while (i < 32 && s->envp[i])
         i++;
-    if (i >= 32)
+    if (i >= 32) {
+        fprintf(stderr, "test_suite: environment full, %s not set\n", fmt);
         return;
+    }
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->vars[i], sizeof s->vars[i], fmt, ap);
@@ -86,30 +86,33 @@ s_start(ts_suite_t *s, const char *name, int n_registry, const char *const *extr
     randombytes_buf(key, sizeof key);
     sodium_bin2hex(hex, sizeof hex, key, sizeof key);
     s->envp[0] = NULL;
-    s_var(s, "LINLI_REDIS_HOST=127.0.0.1");
-    s_var(s, "LINLI_REDIS_PORT=%d", s->env.redis.port);
-    s_var(s, "LINLI_REDIS_PREFIX=%s", s->env.prefix);
-    s_var(s, "LINLI_PG_DSN=%s", s->env.dsn);
-    s_var(s, "LINLI_HTTP_PORT=%d", s->http_port);
-    s_var(s, "LINLI_BROKER_BIND=tcp://127.0.0.1:%d", s->broker_port);
-    s_var(s, "LINLI_BROKER_ENDPOINTS=tcp://127.0.0.1:%d", s->broker_port);
-    s_var(s, "LINLI_PII_KEY=%s", hex);
-    s_var(s, "LINLI_BOOTSTRAP_ADMIN_PHONE=%s", TS_ADMIN_PHONE);
-    s_var(s, "LINLI_BOOTSTRAP_ADMIN_PASSWORD=%s", TS_ADMIN_PASSWORD);
-    s_var(s, "LINLI_HEARTBEAT_MS=200");
-    s_var(s, "LINLI_REQUEST_TIMEOUT_MS=3000");
-    s_var(s, "LINLI_ARGON2_OPS=1");
-    s_var(s, "LINLI_ARGON2_MEM_KB=64");
-    s_var(s, "LINLI_LOG_LEVEL=info");
+    ts_suite_var(s, "LINLI_REDIS_HOST=127.0.0.1");
+    ts_suite_var(s, "LINLI_REDIS_PORT=%d", s->env.redis.port);
+    //  TCP unless a test asks (extra): empty, so a socket inherited from the
+    //  caller's environment never points the suite at another Redis.
+    ts_suite_var(s, "LINLI_REDIS_SOCKET=");
+    ts_suite_var(s, "LINLI_REDIS_PREFIX=%s", s->env.prefix);
+    ts_suite_var(s, "LINLI_PG_DSN=%s", s->env.dsn);
+    ts_suite_var(s, "LINLI_HTTP_PORT=%d", s->http_port);
+    ts_suite_var(s, "LINLI_BROKER_BIND=tcp://127.0.0.1:%d", s->broker_port);
+    ts_suite_var(s, "LINLI_BROKER_ENDPOINTS=tcp://127.0.0.1:%d", s->broker_port);
+    ts_suite_var(s, "LINLI_PII_KEY=%s", hex);
+    ts_suite_var(s, "LINLI_BOOTSTRAP_ADMIN_PHONE=%s", TS_ADMIN_PHONE);
+    ts_suite_var(s, "LINLI_BOOTSTRAP_ADMIN_PASSWORD=%s", TS_ADMIN_PASSWORD);
+    ts_suite_var(s, "LINLI_HEARTBEAT_MS=200");
+    ts_suite_var(s, "LINLI_REQUEST_TIMEOUT_MS=3000");
+    ts_suite_var(s, "LINLI_ARGON2_OPS=1");
+    ts_suite_var(s, "LINLI_ARGON2_MEM_KB=64");
+    ts_suite_var(s, "LINLI_LOG_LEVEL=info");
     bool demo_set = false;
     for (size_t i = 0; extra && extra[i]; i++) {
-        s_var(s, "%s", extra[i]);
+        ts_suite_var(s, "%s", extra[i]);
         demo_set = demo_set || !strncmp(extra[i], "LINLI_DEMO_VOLUNTEERS=", 22);
     }
     //  The demo city's volunteers are for `make up`: a suite starts without
     //  them unless a test asks (extra).
     if (!demo_set)
-        s_var(s, "LINLI_DEMO_VOLUNTEERS=0");
+        ts_suite_var(s, "LINLI_DEMO_VOLUNTEERS=0");
 
     if (s_run_tool(s, "linli-registry", "seed-demo") != 0) {
         fprintf(stderr, "test_suite: linli-registry seed-demo failed, see %s\n", s->logdir);

@@ -41,6 +41,10 @@ char *ts_suite_start_admin(ts_suite_t *s, const char *name, int n_registry,
 int ts_suite_start_private(ts_suite_t *s, const char *name, int n_registry,
                            const char *const *extra);
 
+//  Add one NAME=VALUE (printf format) to the suite's environment, for the
+//  processes started after; a name given again overrides the earlier value.
+void ts_suite_var(ts_suite_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 //  Start one more registry worker in slot i; its pid or -1.
 pid_t ts_suite_start_registry(ts_suite_t *s, int i);
 //  Start the gateway (again); its pid or -1.

@@ -1,0 +1,248 @@
+//  The gateway's session cache end to end: sessions found in Redis are
+//  reused for LINLI_SESSION_CACHE_MS (a minute here, so nothing below can
+//  pass by the cache simply timing out), yet a logout or a new password ends
+//  the session at once, a session never outlives its own end, and a gateway
+//  that loses its subscription to ended sessions forgets what it holds.
+#include "test_suite.h"
+
+#include <hiredis.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linli_crypto.h"
+#include "linli_session.h"
+
+static ts_suite_t s_suite;
+static char *s_admin; //  the city admin's token
+static redisContext *s_redis;
+
+//  GET /v1/me as token: the status.
+static long
+s_me(const char *token)
+{
+    ts_http_reply_t r = ts_req(&s_suite, "GET", "/v1/me", token, NULL);
+    long status = r.status;
+    ts_http_reply_free(&r);
+    return status;
+}
+
+//  The gateway's count of look-ups answered from its cache.
+static long
+s_cache_hits(void)
+{
+    ts_http_reply_t r = ts_req(&s_suite, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    const char *line = strstr(r.body, "linli_session_lookups_total{from=\"cache\"} ");
+    assert_non_null(line);
+    long hits = atol(strchr(line, ' ') + 1);
+    ts_http_reply_free(&r);
+    return hits;
+}
+
+//  The Redis key of token's session.
+static void
+s_key(const char *token, char *key, size_t cap)
+{
+    char hash[LINLI_HASH_HEX_CAP];
+    linli_token_hash(token, hash);
+    linli_session_key(s_suite.env.prefix, hash, key, cap);
+}
+
+//  A fresh login of the city admin (a session of its own).
+static char *
+s_login(void)
+{
+    char *token = ts_login(&s_suite, TS_ADMIN_PHONE, TS_ADMIN_PASSWORD);
+    assert_non_null(token);
+    return token;
+}
+
+//  Wait (5 s at most) until the gateway is subscribed again, which shows as
+//  a session being answered from its cache.
+static void
+s_wait_cache(const char *token)
+{
+    for (int64_t until = ts_mono_ms() + 5000; ts_mono_ms() < until; ts_sleep_ms(50)) {
+        long before = s_cache_hits();
+        assert_int_equal(s_me(token), 200);
+        assert_int_equal(s_me(token), 200);
+        if (s_cache_hits() > before)
+            return;
+    }
+    fail_msg("the gateway never answered a session from its cache");
+}
+
+static void
+test_cache_answers_repeats(void **state)
+{
+    (void)state;
+    char *token = s_login();
+    s_wait_cache(token);
+    long before = s_cache_hits();
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(s_me(token), 200);
+    assert_true(s_cache_hits() >= before + 20);
+    free(token);
+}
+
+static void
+test_logout_ends_cached_session(void **state)
+{
+    (void)state;
+    char *token = s_login();
+    s_wait_cache(token);
+    ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/auth/logout", token, NULL);
+    assert_int_equal(r.status, 200);
+    ts_http_reply_free(&r);
+    //  At once, many times: never the cached copy.
+    for (int i = 0; i < 20; i++) {
+        r = ts_req(&s_suite, "GET", "/v1/me", token, NULL);
+        assert_int_equal(r.status, 401);
+        assert_string_equal(ts_error_code(&r), "invalid_token");
+        ts_http_reply_free(&r);
+    }
+    //  Other sessions of the same account live on.
+    assert_int_equal(s_me(s_admin), 200);
+    free(token);
+}
+
+static void
+test_new_password_ends_cached_sessions(void **state)
+{
+    (void)state;
+    char idn[19], id[32];
+    ts_id_number("420102", "19800101", 77, idn);
+    ts_http_reply_t r = ts_sign_up(&s_suite, NULL, "缓存", idn, "13912340077", "420102001001",
+                                   "\"repair\"", id, sizeof id);
+    assert_int_equal(r.status, 201);
+    char *old = strdup(json_string_value(json_object_get(r.json, "token")));
+    ts_http_reply_free(&r);
+    s_wait_cache(old);
+
+    char path[96], body[256];
+    snprintf(path, sizeof path, "/v1/volunteers/%s/password-code", id);
+    r = ts_req(&s_suite, "POST", path, s_admin, NULL);
+    assert_int_equal(r.status, 201);
+    snprintf(body, sizeof body,
+             "{\"phone\":\"13912340077\",\"code\":\"%s\",\"password\":\"a-new-password-1\"}",
+             json_string_value(json_object_get(r.json, "code")));
+    ts_http_reply_free(&r);
+    r = ts_req(&s_suite, "POST", "/v1/auth/password", NULL, body);
+    assert_int_equal(r.status, 200);
+    char *fresh = strdup(json_string_value(json_object_get(r.json, "token")));
+    ts_http_reply_free(&r);
+
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(s_me(old), 401);
+    assert_int_equal(s_me(fresh), 200);
+    free(old);
+    free(fresh);
+}
+
+//  A session whose recorded end comes before the cache time is refused from
+//  that moment on, cached or not, though Redis still holds it.
+static void
+test_session_end_is_honoured(void **state)
+{
+    (void)state;
+    char *token = s_login();
+    char key[256];
+    s_key(token, key, sizeof key);
+    redisReply *got = redisCommand(s_redis, "GET %s", key);
+    assert_non_null(got);
+    assert_int_equal(got->type, REDIS_REPLY_STRING);
+    Linli__Caller *caller =
+        linli__caller__unpack(NULL, (size_t)got->len, (const uint8_t *)got->str);
+    freeReplyObject(got);
+    assert_non_null(caller);
+    assert_true(caller->has_expires_at_ms);
+    caller->expires_at_ms = ts_now_ms() + 1500;
+    uint8_t buf[1024];
+    size_t len = linli__caller__pack(caller, buf);
+    linli__caller__free_unpacked(caller, NULL);
+    redisReply *set = redisCommand(s_redis, "SET %s %b EX 600", key, buf, len);
+    assert_non_null(set);
+    freeReplyObject(set);
+
+    s_wait_cache(token);
+    ts_sleep_ms(1600);
+    assert_int_equal(s_me(token), 401);
+    //  And read from Redis afresh (the cache let it go): still refused.
+    assert_int_equal(s_me(token), 401);
+    free(token);
+}
+
+//  Sessions deleted behind the gateway's back (no announcement) stay
+//  cached — this is the cache — until the subscription is lost, which
+//  empties it: the next request asks Redis and is refused.
+static void
+test_lost_subscription_empties_cache(void **state)
+{
+    (void)state;
+    char *token = s_login();
+    char key[256];
+    s_key(token, key, sizeof key);
+    s_wait_cache(token);
+    redisReply *r = redisCommand(s_redis, "DEL %s", key);
+    assert_non_null(r);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(s_me(token), 200); //  cached, as configured
+
+    r = redisCommand(s_redis, "CLIENT KILL TYPE pubsub");
+    assert_non_null(r);
+    assert_true(r->type == REDIS_REPLY_INTEGER && r->integer >= 1);
+    freeReplyObject(r);
+    assert_int_equal(s_me(token), 401);
+
+    //  Subscribed again, the cache works again.
+    char *fresh = s_login();
+    s_wait_cache(fresh);
+    free(fresh);
+    free(token);
+}
+
+static int
+s_setup(void **state)
+{
+    (void)state;
+    //  Private servers: the test ends the subscriptions on its Redis.
+    const char *extra[] = {"LINLI_SESSION_CACHE_MS=60000", NULL};
+    if (ts_suite_start_private(&s_suite, "session_cache", 1, extra))
+        return -1;
+    s_admin = ts_login(&s_suite, TS_ADMIN_PHONE, TS_ADMIN_PASSWORD);
+    if (!s_admin)
+        return -1;
+    struct timeval tv = {2, 0};
+    s_redis = redisConnectWithTimeout("127.0.0.1", s_suite.env.redis.port, tv);
+    return s_redis && !s_redis->err ? 0 : -1;
+}
+
+static int
+s_teardown(void **state)
+{
+    (void)state;
+    if (s_redis)
+        redisFree(s_redis);
+    free(s_admin);
+    ts_suite_stop(&s_suite);
+    return 0;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cache_answers_repeats),
+        cmocka_unit_test(test_logout_ends_cached_session),
+        cmocka_unit_test(test_new_password_ends_cached_sessions),
+        cmocka_unit_test(test_session_end_is_honoured),
+        cmocka_unit_test(test_lost_subscription_empties_cache),
+    };
+    return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}
