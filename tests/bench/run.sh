@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks (not tests): start a private suite on free ports, measure with wrk
-#   GET /healthz            the gateway alone
-#   GET /v1/areas/{code}    through the broker to a registry worker
-# and print requests/s, p50 and p99 of each, their ratio, and this machine's
-# raw Redis (redis-benchmark GET) and PostgreSQL (pgbench select-only) figures.
+#   GET /healthz              the gateway alone
+#   GET /v1/areas/{code}      through the broker to a registry worker (public)
+#   GET /v1/volunteers/{id}   with a session, read from PostgreSQL
+#   POST /v1/volunteers       sign-up, bound by one argon2id hash
+# and print requests/s, p50 and p99 of each, their ratios to healthz, and this
+# machine's raw Redis (redis-benchmark GET) and PostgreSQL (pgbench
+# select-only) figures.
 # As `make up` runs them, the services reach Redis, PostgreSQL and the broker
 # over Unix sockets (the raw figures use the same); LINLI_BENCH_TCP=1 makes
 # all of it TCP loopback instead.
@@ -69,16 +72,12 @@ done
 
 # wrk --latency prints "50%  1.23ms" lines; normalise to milliseconds.
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.2f", v}'; }
-run_wrk() { # path -> "rps p50 p99"
-    local out; out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency "http://127.0.0.1:$http_port$1")
-    local rps p50 p99
-    rps=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
-    p50=$(echo "$out" | awk '$1=="50%" {print $2}' | to_ms)
-    p99=$(echo "$out" | awk '$1=="99%" {print $2}' | to_ms)
-    echo "$rps $p50 $p99"
+run_wrk() { # path [token] -> "rps p50 p99"
+    local auth=(); [ -n "${2:-}" ] && auth=(-H "Authorization: Bearer $2")
+    local out; out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency "${auth[@]}" "http://127.0.0.1:$http_port$1")
+    echo "$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}') \
+$(echo "$out" | awk '$1=="50%" {print $2}' | to_ms) $(echo "$out" | awk '$1=="99%" {print $2}' | to_ms)"
 }
-read -r h_rps h_p50 h_p99 < <(run_wrk /healthz)
-read -r a_rps a_p50 a_p99 < <(run_wrk /v1/areas/420102)
 
 # Volunteers: a staff token, one volunteer to read, then sign-ups (argon2id-bound).
 admin_token=$(curl -fs -X POST "http://127.0.0.1:$http_port/v1/auth/login" \
@@ -87,13 +86,31 @@ admin_token=$(curl -fs -X POST "http://127.0.0.1:$http_port/v1/auth/login" \
 vol_id=$(curl -fs -X POST "http://127.0.0.1:$http_port/v1/volunteers" -H "Authorization: Bearer $admin_token" \
     -d '{"name":"读者","id_number":"11010519491231002X","phone":"13600000000","community":"420102001001"}' |
     sed -n 's/.*"volunteer":{"id":"\([0-9]*\)".*/\1/p')
-run_wrk_auth() { # path -> "rps p50 p99"
-    local out; out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $admin_token" \
-        "http://127.0.0.1:$http_port$1")
-    echo "$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}') \
-$(echo "$out" | awk '$1=="50%" {print $2}' | to_ms) $(echo "$out" | awk '$1=="99%" {print $2}' | to_ms)"
-}
-read -r v_rps v_p50 v_p99 < <(run_wrk_auth "/v1/volunteers/$vol_id")
+
+# This machine's speed drifts by tens of percent from minute to minute (a
+# shared VM): healthz, areas and the volunteer read run back to back in each
+# of LINLI_BENCH_ROUNDS rounds (default 3); each ratio is taken within a
+# round, and the medians are printed (every round's figures too).
+rounds="${LINLI_BENCH_ROUNDS:-3}"
+h_all=() a_all=() v_all=() ra_all=() rv_all=()
+for r in $(seq 1 "$rounds"); do
+    read -r h a_ v < <(echo "$(run_wrk /healthz | cut -d' ' -f1) \
+$(run_wrk /v1/areas/420102 | cut -d' ' -f1) $(run_wrk "/v1/volunteers/$vol_id" "$admin_token" | cut -d' ' -f1)")
+    h_all+=("$h") a_all+=("$a_") v_all+=("$v")
+    ra_all+=("$(awk -v a="$a_" -v h="$h" 'BEGIN {printf "%.2f", a/h}')")
+    rv_all+=("$(awk -v a="$v" -v h="$h" 'BEGIN {printf "%.2f", a/h}')")
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+# Latency percentiles from one more run each (the throughput runs saturate).
+read -r h_rps h_p50 h_p99 < <(run_wrk /healthz)
+read -r a_rps a_p50 a_p99 < <(run_wrk /v1/areas/420102)
+read -r v_rps v_p50 v_p99 < <(run_wrk "/v1/volunteers/$vol_id" "$admin_token")
+h_all+=("$h_rps") a_all+=("$a_rps") v_all+=("$v_rps")
+ra_all+=("$(awk -v a="$a_rps" -v h="$h_rps" 'BEGIN {printf "%.2f", a/h}')")
+rv_all+=("$(awk -v a="$v_rps" -v h="$h_rps" 'BEGIN {printf "%.2f", a/h}')")
+h_rps=$(printf '%.0f' "$(median "${h_all[@]}")"); a_rps=$(printf '%.0f' "$(median "${a_all[@]}")")
+v_rps=$(printf '%.0f' "$(median "${v_all[@]}")")
+ra=$(median "${ra_all[@]}"); rv=$(median "${rv_all[@]}")
 s_out=$(wrk -t2 -c4 -d"${secs}s" --latency -s "$root/tests/bench/signup.lua" "http://127.0.0.1:$http_port")
 s_rps=$(echo "$s_out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
 s_p50=$(echo "$s_out" | awk '$1=="50%" {print $2}' | to_ms)
@@ -106,14 +123,14 @@ as_pg "$pgbin/pgbench" -h "$pg_host" -p "$pg_port" -U linli -i -q linli >/dev/nu
 pg_tps=$(as_pg "$pgbin/pgbench" -h "$pg_host" -p "$pg_port" -U linli -S -c "$conns" -j 2 -T "$secs" linli 2>/dev/null |
     awk '/^tps/ {printf "%.0f", $3}')
 
-echo "commit $(git -C "$root" rev-parse --short HEAD), $(nproc) cores, ${secs}s per run, $conns connections, ${LINLI_BENCH_WORKERS:-2} registry workers"
+echo "commit $(git -C "$root" rev-parse --short HEAD), $(nproc) cores, ${secs}s per run, $conns connections, ${LINLI_BENCH_WORKERS:-2} registry workers, $((rounds + 1)) rounds (req/s: medians; p50/p99: the last round)"
 echo "transports: $transports"
 printf '%-24s %10s %9s %9s\n' "" "req/s" "p50 ms" "p99 ms"
 printf '%-24s %10s %9s %9s\n' "GET /healthz" "$h_rps" "$h_p50" "$h_p99"
 printf '%-24s %10s %9s %9s\n' "GET /v1/areas/420102" "$a_rps" "$a_p50" "$a_p99"
-awk -v a="$a_rps" -v h="$h_rps" 'BEGIN {printf "areas / healthz        %10.2f   (target >= 0.50; p99 target <= 5 ms)\n", a/h}'
+printf 'areas / healthz        %10.2f   (target >= 0.50; p99 target <= 5 ms; rounds: %s)\n' "$ra" "${ra_all[*]}"
 printf '%-24s %10s %9s %9s\n' "GET /v1/volunteers/{id}" "$v_rps" "$v_p50" "$v_p99"
-awk -v a="$v_rps" -v h="$h_rps" 'BEGIN {printf "volunteer / healthz    %10.2f   (target >= 0.50)\n", a/h}'
+printf 'volunteer / healthz    %10.2f   (target >= 0.50; rounds: %s)\n' "$rv" "${rv_all[*]}"
 printf '%-24s %10s %9s %9s   (non-2xx: %s)\n' "POST /v1/volunteers" "$s_rps" "$s_p50" "$s_p99" "${s_non2xx:-0}"
 awk -v ms="$argon_ms" 'BEGIN {printf "one argon2id hash       %9.2f ms -> at most %.0f sign-ups/s per core\n", ms, 1000/ms}'
 printf '%-24s %10s\n' "raw Redis GET" "$redis_rps"
