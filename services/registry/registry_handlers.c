@@ -3,6 +3,7 @@
 #include "registry.h"
 #include "registry_util.h"
 #include "registry_service.h"
+#include "registry_volunteers_store.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -198,6 +199,38 @@ s_login_failed(registry_t *self, const char *bucket)
         linli_warn("registry: a failed login could not be counted (rate limiter unavailable)");
 }
 
+//  Why account may not have a session although it proved who it is: a
+//  suspended or departed volunteer. Into *code the error code ("" when it may
+//  log in); asked only after the password or code was right, so an unknown
+//  phone and a wrong password still take the same time and say nothing of
+//  the status. pg may be in a transaction. 0 or -1 (store unavailable).
+static int
+s_volunteer_barred(registry_t *self, const registry_account_t *account, const char **code)
+{
+    *code = "";
+    if (strcmp(account->kind, "volunteer"))
+        return 0;
+    registry_volunteer_t v;
+    bool found;
+    if (registry_volunteer_get(self->pg, account->id, false, &v, &found))
+        return -1;
+    if (found && !strcmp(v.status, "suspended"))
+        *code = "volunteer_suspended";
+    else if (found && !strcmp(v.status, "left"))
+        *code = "volunteer_left";
+    return 0;
+}
+
+//  Answer the refusal s_volunteer_barred named.
+static int
+s_fail_barred(linli_request_t *request, const char *code)
+{
+    return !strcmp(code, "volunteer_left")
+               ? linli_fail(request, 403, code, "this volunteer has left; it cannot log in")
+               : linli_fail(request, 403, code,
+                            "this volunteer is suspended; it can log in once reinstated");
+}
+
 //  A session for account, answered as a LoginReply (200).
 static int
 s_login_answer(registry_t *self, linli_request_t *request, const registry_account_t *account,
@@ -260,6 +293,11 @@ s_login(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     }
     if (strcmp(account.status, "active"))
         return linli_fail(request, 403, "account_disabled", "this account is disabled");
+    const char *barred;
+    if (s_volunteer_barred(self, &account, &barred))
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    if (*barred)
+        return s_fail_barred(request, barred);
     return s_login_answer(self, request, &account, bucket);
 }
 
@@ -381,11 +419,23 @@ s_set_password(void *self_, linli_request_t *request, const ProtobufCMessage *ms
     data.kind = account.kind;
     data.area = account.area;
     data.actor = "self";
+    const char *barred = "";
     if (linli_pg_begin(self->pg) ||
         registry_store_password_code_use(self->store, found ? account.id : 0, hash,
                                          self->login_failures, s_hash_password, req->password,
                                          &outcome) ||
-        (outcome == REGISTRY_CODE_OK &&
+        (outcome == REGISTRY_CODE_OK && s_volunteer_barred(self, &account, &barred))) {
+        linli_pg_rollback(self->pg);
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    }
+    //  A suspended or departed volunteer gets no session: told so only once
+    //  the code proved it is the person, and rolled back, so the code and
+    //  the password stay as they were (a reinstated volunteer may use it).
+    if (*barred) {
+        linli_pg_rollback(self->pg);
+        return s_fail_barred(request, barred);
+    }
+    if ((outcome == REGISTRY_CODE_OK &&
          registry_emit(self->pg, "linli.registry.account.password_set", "account", account.id,
                        account.area, &data.base)) ||
         linli_pg_commit(self->pg)) {

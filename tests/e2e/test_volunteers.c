@@ -330,7 +330,7 @@ test_scope_matrix(void **state)
     assert_string_equal(json_string_value(json_object_get(last, "reason")), "投诉核查");
     assert_non_null(json_object_get(last, "changed_at"));
     ts_http_reply_free(&r);
-    r = s_req("GET", log_path, self, NULL);
+    r = s_req("GET", log_path, other_volunteer, NULL);
     assert_int_equal(r.status, 403); //  a volunteer: not a staff route
     ts_http_reply_free(&r);
     r = s_req("GET", log_path, s_wuchang, NULL);
@@ -339,6 +339,13 @@ test_scope_matrix(void **state)
     r = s_req("POST", path, s_street, "{\"status\":\"verified\"}");
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
+    //  Suspension ended the person's sessions; reinstated, it logs in anew.
+    r = s_req("GET", "/v1/me", self, NULL);
+    assert_int_equal(r.status, 401);
+    ts_http_reply_free(&r);
+    free(self);
+    self = ts_login(&s_suite, "15000000041", "volunteer-1");
+    assert_non_null(self);
     r = s_req("POST", path, self, "{\"status\":\"left\"}");
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
