@@ -2,6 +2,7 @@
 #include "gateway_sessions.h"
 
 #include <async.h>
+#include <czmq.h>
 #include <poll.h>
 #include <adapters/libevent.h>
 #include <stdbool.h>
@@ -20,15 +21,18 @@ typedef struct s_lookup_t {
     void *arg;               //  its argument
     char hash[65];           //  the token's hash
     int64_t deadline_ms;     //  when the connection is given up
-    uint64_t epoch;          //  the cache's epoch when it was sent
+    uint64_t flushes;        //  the cache's flush count when it was sent
+    uint32_t ended;          //  its slot's count of ended sessions then
     struct s_lookup_t *next; //  the next younger one
 } s_lookup_t;
 
 //  One cached session: the packed caller as Redis holds it.
 typedef struct {
-    char hash[65];    //  "" when the slot is free
-    int64_t until_ms; //  Unix ms: the cache time or the session's end, whichever first
-    uint8_t *packed;  //  owned
+    char hash[65];      //  "" when the slot is free
+    int64_t until_ms;   //  monotonic ms: trusted until then (LINLI_SESSION_CACHE_MS)
+    int64_t expires_ms; //  Unix ms: the session's own end (INT64_MAX when unknown)
+    uint32_t ended;     //  sessions announced ended that map to this slot
+    uint8_t *packed;    //  owned
     size_t len;
 } s_entry_t;
 
@@ -44,11 +48,19 @@ struct gateway_sessions_t {
     size_t mask;              //  cache_entries - 1
     redisAsyncContext *sub;   //  subscribed to the ended-sessions channel, or NULL
     bool subscribed;          //  confirmed: only then is anything cached
-    uint64_t epoch;           //  bumped by every ended session and every flush
+    uint64_t flushes;         //  bumped by every flush
     int64_t sub_failed_at_ms; //  last subscription failure, to back off
     char channel[256];        //  <prefix>sessions:ended
     gateway_sessions_stats_t stats;
 };
+
+//  Time for back-offs, deadlines and cache ages: monotonic, so a clock
+//  step cannot stretch them (a session's own end stays wall-clock time).
+static int64_t
+s_mono(void)
+{
+    return zclock_mono();
+}
 
 // ---------------------------------------------------------------- the cache
 
@@ -75,7 +87,7 @@ s_entry_clear(s_entry_t *e)
 static void
 s_flush(gateway_sessions_t *self)
 {
-    self->epoch++;
+    self->flushes++;
     if (!self->slots || !self->stats.entries)
         return;
     for (size_t i = 0; i <= self->mask; i++)
@@ -87,8 +99,10 @@ s_flush(gateway_sessions_t *self)
 static void
 s_forget(gateway_sessions_t *self, const char *hash)
 {
-    self->epoch++;
+    if (!self->slots)
+        return;
     s_entry_t *e = s_slot(self, hash);
+    e->ended++; //  a look-up in flight for this slot must not keep its answer
     if (e->hash[0] && !strcmp(e->hash, hash)) {
         s_entry_clear(e);
         self->stats.entries--;
@@ -100,22 +114,22 @@ static void
 s_remember(gateway_sessions_t *self, const s_lookup_t *l, const Linli__Caller *caller,
            const char *packed, size_t len)
 {
-    if (!self->slots || !self->subscribed || l->epoch != self->epoch)
+    if (!self->slots || !self->subscribed || l->flushes != self->flushes)
         return;
-    int64_t until = linli_now_ms() + self->opts.cache_ms;
-    if (caller->has_expires_at_ms && caller->expires_at_ms < until)
-        until = caller->expires_at_ms;
+    s_entry_t *e = s_slot(self, l->hash);
+    if (l->ended != e->ended)
+        return;
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy)
         return;
     memcpy(copy, packed, len);
-    s_entry_t *e = s_slot(self, l->hash);
     if (e->hash[0])
         s_entry_clear(e);
     else
         self->stats.entries++;
     memcpy(e->hash, l->hash, sizeof e->hash);
-    e->until_ms = until;
+    e->until_ms = s_mono() + self->opts.cache_ms;
+    e->expires_ms = caller->has_expires_at_ms ? caller->expires_at_ms : INT64_MAX;
     e->packed = copy;
     e->len = len;
 }
@@ -131,9 +145,15 @@ s_sub_catch_up(gateway_sessions_t *self)
 {
     if (!self->sub)
         return;
-    struct pollfd pfd = {.fd = self->sub->c.fd, .events = POLLIN};
-    if (poll(&pfd, 1, 0) > 0)
+    //  hiredis reads at most 16 KB a call (≈ 140 announcements): read until
+    //  the socket is empty, within reason (a revocation of thousands of
+    //  sessions at once is caught up on the next requests).
+    for (int i = 0; i < 64 && self->sub; i++) {
+        struct pollfd pfd = {.fd = self->sub->c.fd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) <= 0)
+            break;
         redisAsyncHandleRead(self->sub);
+    }
 }
 
 //  A cached caller for hash, unpacked (callee owns), or NULL.
@@ -149,7 +169,7 @@ s_cached(gateway_sessions_t *self, const char *hash)
     s_entry_t *e = s_slot(self, hash);
     if (!e->hash[0] || strcmp(e->hash, hash))
         return NULL;
-    if (e->until_ms <= linli_now_ms()) {
+    if (e->until_ms <= s_mono() || e->expires_ms <= linli_now_ms()) {
         s_entry_clear(e);
         self->stats.entries--;
         return NULL;
@@ -186,7 +206,7 @@ s_sub_lost(gateway_sessions_t *self)
 {
     self->subscribed = false;
     self->sub = NULL;
-    self->sub_failed_at_ms = linli_now_ms();
+    self->sub_failed_at_ms = s_mono();
     s_flush(self);
 }
 
@@ -224,24 +244,44 @@ s_async_connect(gateway_sessions_t *self)
 static void
 s_sub_connect(gateway_sessions_t *self)
 {
-    if (self->sub || (self->sub_failed_at_ms && linli_now_ms() - self->sub_failed_at_ms < 1000))
+    if (self->sub || (self->sub_failed_at_ms && s_mono() - self->sub_failed_at_ms < 1000))
         return;
     redisAsyncContext *ac = s_async_connect(self);
     if (!ac || ac->err || redisLibeventAttach(ac, self->base) != REDIS_OK) {
         if (ac)
             redisAsyncFree(ac);
-        self->sub_failed_at_ms = linli_now_ms();
+        self->sub_failed_at_ms = s_mono();
         return;
     }
     ac->data = self;
     redisAsyncSetConnectCallback(ac, s_on_sub_connect);
     redisAsyncSetDisconnectCallback(ac, s_on_sub_disconnect);
+    //  Over TCP, a connection dropped silently (NAT, failover) is noticed by
+    //  keepalive; hiredis refuses keepalive on a Unix socket.
+    if (!(self->opts.socket && *self->opts.socket))
+        redisEnableKeepAlive(&ac->c);
     self->sub = ac;
     if (redisAsyncCommand(ac, s_on_sub_message, NULL, "SUBSCRIBE %s", self->channel) != REDIS_OK) {
         self->sub = NULL;
         redisAsyncFree(ac);
-        self->sub_failed_at_ms = linli_now_ms();
+        self->sub_failed_at_ms = s_mono();
     }
+}
+
+//  The look-up connection failed: the subscription may be as dead without
+//  knowing it yet. Drop it and what it vouched for; it is opened again.
+static void
+s_sub_drop(gateway_sessions_t *self)
+{
+    if (self->sub) {
+        redisAsyncContext *sub = self->sub;
+        self->sub = NULL;
+        sub->data = NULL;
+        redisAsyncFree(sub);
+    }
+    self->subscribed = false;
+    self->sub_failed_at_ms = s_mono();
+    s_flush(self);
 }
 
 // ---------------------------------------------------------------- look-ups
@@ -295,8 +335,9 @@ s_on_connect(const redisAsyncContext *ac, int status)
     gateway_sessions_t *self = (gateway_sessions_t *)ac->data;
     if (status != REDIS_OK && self) {
         linli_warn("sessions: cannot connect to Redis: %s", ac->errstr);
-        self->failed_at_ms = linli_now_ms();
+        self->failed_at_ms = s_mono();
         self->ac = NULL; //  hiredis frees it and answers what was queued
+        s_sub_drop(self);
     }
 }
 
@@ -308,7 +349,8 @@ s_on_disconnect(const redisAsyncContext *ac, int status)
         return;
     if (status != REDIS_OK) {
         linli_warn("sessions: Redis connection lost: %s", ac->errstr);
-        self->failed_at_ms = linli_now_ms();
+        self->failed_at_ms = s_mono();
+        s_sub_drop(self);
     }
     if (self->ac == ac)
         self->ac = NULL;
@@ -320,7 +362,7 @@ s_connect(gateway_sessions_t *self)
     if (self->ac)
         return 0;
     //  Redis down: fail fast for a moment instead of a connect per request.
-    if (self->failed_at_ms && linli_now_ms() - self->failed_at_ms < 100)
+    if (self->failed_at_ms && s_mono() - self->failed_at_ms < 100)
         return -1;
     redisAsyncContext *ac = s_async_connect(self);
     if (!ac || ac->err) {
@@ -333,14 +375,14 @@ s_connect(gateway_sessions_t *self)
                        self->opts.port, ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
-        self->failed_at_ms = linli_now_ms();
+        self->failed_at_ms = s_mono();
         return -1;
     }
     ac->data = self;
     if (redisLibeventAttach(ac, self->base) != REDIS_OK) {
         linli_error("sessions: cannot attach the Redis connection to the event loop");
         redisAsyncFree(ac);
-        self->failed_at_ms = linli_now_ms();
+        self->failed_at_ms = s_mono();
         return -1;
     }
     redisAsyncSetConnectCallback(ac, s_on_connect);
@@ -426,8 +468,10 @@ gateway_sessions_lookup(gateway_sessions_t *self, const char *token, gateway_ses
     l->fn = fn;
     l->arg = arg;
     memcpy(l->hash, hash, sizeof hash);
-    l->deadline_ms = linli_now_ms() + self->opts.timeout_ms;
-    l->epoch = self->epoch;
+    l->deadline_ms = s_mono() + self->opts.timeout_ms;
+    l->flushes = self->flushes;
+    if (self->slots)
+        l->ended = s_slot(self, hash)->ended;
     char key[256];
     linli_session_key(self->opts.prefix, hash, key, sizeof key);
     //  Queue it first: a failing connection answers from inside the call.
@@ -459,10 +503,11 @@ gateway_sessions_tick(gateway_sessions_t *self)
 {
     if (self->slots)
         s_sub_connect(self);
-    if (!self->head || self->head->deadline_ms > linli_now_ms())
+    if (!self->head || self->head->deadline_ms > s_mono())
         return;
     linli_warn("sessions: Redis did not answer in %d ms; reconnecting", self->opts.timeout_ms);
-    self->failed_at_ms = linli_now_ms();
+    self->failed_at_ms = s_mono();
+    s_sub_drop(self);
     if (self->ac) {
         redisAsyncContext *ac = self->ac;
         self->ac = NULL;

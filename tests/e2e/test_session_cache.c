@@ -31,17 +31,24 @@ s_me(const char *token)
     return status;
 }
 
+//  A counter of the gateway's /metrics: the line starting with name.
+static long
+s_metric(const char *name)
+{
+    ts_http_reply_t r = ts_req(&s_suite, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    const char *line = strstr(r.body, name);
+    assert_non_null(line);
+    long v = atol(line + strlen(name));
+    ts_http_reply_free(&r);
+    return v;
+}
+
 //  The gateway's count of look-ups answered from its cache.
 static long
 s_cache_hits(void)
 {
-    ts_http_reply_t r = ts_req(&s_suite, "GET", "/metrics", NULL, NULL);
-    assert_int_equal(r.status, 200);
-    const char *line = strstr(r.body, "linli_session_lookups_total{from=\"cache\"} ");
-    assert_non_null(line);
-    long hits = atol(strchr(line, ' ') + 1);
-    ts_http_reply_free(&r);
-    return hits;
+    return s_metric("linli_session_lookups_total{from=\"cache\"} ");
 }
 
 //  The Redis key of token's session.
@@ -124,6 +131,19 @@ test_new_password_ends_cached_sessions(void **state)
     ts_http_reply_free(&r);
     s_wait_cache(old);
 
+    //  600 more (made-up) sessions listed under the account: their
+    //  announcements (≈ 70 KB) come in one burst with the real one's, more
+    //  than one read of the subscription takes.
+    char set_key[160];
+    snprintf(set_key, sizeof set_key, "%ssessions:%s", s_suite.env.prefix, id);
+    for (int i = 0; i < 600; i++)
+        redisAppendCommand(s_redis, "SADD %s %064x", set_key, i);
+    for (int i = 0; i < 600; i++) {
+        redisReply *added = NULL;
+        assert_int_equal(redisGetReply(s_redis, (void **)&added), REDIS_OK);
+        freeReplyObject(added);
+    }
+
     char path[96], body[256];
     snprintf(path, sizeof path, "/v1/volunteers/%s/password-code", id);
     r = ts_req(&s_suite, "POST", path, s_admin, NULL);
@@ -132,6 +152,7 @@ test_new_password_ends_cached_sessions(void **state)
              "{\"phone\":\"13912340077\",\"code\":\"%s\",\"password\":\"a-new-password-1\"}",
              json_string_value(json_object_get(r.json, "code")));
     ts_http_reply_free(&r);
+    long ended = s_metric("\nlinli_sessions_ended_total ");
     r = ts_req(&s_suite, "POST", "/v1/auth/password", NULL, body);
     assert_int_equal(r.status, 200);
     char *fresh = strdup(json_string_value(json_object_get(r.json, "token")));
@@ -140,6 +161,8 @@ test_new_password_ends_cached_sessions(void **state)
     for (int i = 0; i < 20; i++)
         assert_int_equal(s_me(old), 401);
     assert_int_equal(s_me(fresh), 200);
+    //  Every one was announced (the made-up ones too).
+    assert_true(s_metric("\nlinli_sessions_ended_total ") >= ended + 601);
     free(old);
     free(fresh);
 }
@@ -163,6 +186,7 @@ test_session_end_is_honoured(void **state)
     assert_true(caller->has_expires_at_ms);
     caller->expires_at_ms = ts_now_ms() + 1500;
     uint8_t buf[1024];
+    assert_true(linli__caller__get_packed_size(caller) <= sizeof buf);
     size_t len = linli__caller__pack(caller, buf);
     linli__caller__free_unpacked(caller, NULL);
     redisReply *set = redisCommand(s_redis, "SET %s %b EX 600", key, buf, len);
