@@ -251,6 +251,20 @@ s_login_answer(registry_t *self, linli_request_t *request, const registry_accoun
                              &expires_at))
         return linli_fail(request, 503, "session_store_unavailable",
                           "sessions cannot be created right now");
+    //  A suspension committed since the status was read would have ended
+    //  every session listed before ours: look again now that ours is listed
+    //  (one committed after this look ends ours itself).
+    const char *barred = "";
+    if (s_volunteer_barred(self, account, &barred) || *barred) {
+        char hash[LINLI_HASH_HEX_CAP];
+        linli_token_hash(token, hash);
+        sodium_memzero(token, sizeof token);
+        if (linli_session_delete(self->redis, hash))
+            linli_warn("registry: a session of barred volunteer %s could not be ended", id);
+        return *barred ? s_fail_barred(request, barred)
+                       : linli_fail(request, 503, "store_unavailable",
+                                    "the registry store is unavailable");
+    }
     if (linli_ratelimit_reset(self->redis, bucket))
         linli_warn("registry: the failed logins of a phone could not be reset");
 
