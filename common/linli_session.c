@@ -105,6 +105,21 @@ linli_session_channel(const char *prefix, char *out, size_t cap)
     snprintf(out, cap, "%ssessions:ended", prefix ? prefix : "");
 }
 
+//  Wait until Redis has sent what the script just published. Redis writes
+//  replies and subscriber messages together, after the command that caused
+//  them, in no set order, and a busy machine can pause it between two
+//  writes; a command answered after the script's answer comes from a later
+//  pass, so once it is answered every gateway's socket holds the
+//  announcement, and the session's end reaches the gateways' caches before
+//  the service that ended it answers its caller.
+static void
+s_flush_announcements(linli_redis_t *redis)
+{
+    redisReply *r = linli_redis_cmd(redis, "PING");
+    if (r)
+        freeReplyObject(r);
+}
+
 int
 linli_session_revoke_user(linli_redis_t *redis, const char *user_id)
 {
@@ -117,6 +132,8 @@ linli_session_revoke_user(linli_redis_t *redis, const char *user_id)
     int rc = s_check_reply(r, "revoke") ? (int)r->integer : -1;
     if (r)
         freeReplyObject(r);
+    if (rc >= 0)
+        s_flush_announcements(redis);
     return rc;
 }
 
@@ -137,5 +154,7 @@ linli_session_delete(linli_redis_t *redis, const char *hash)
     int rc = s_check_reply(r, "delete") ? 0 : -1;
     if (r)
         freeReplyObject(r);
+    if (rc == 0)
+        s_flush_announcements(redis);
     return rc;
 }
