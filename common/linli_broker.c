@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "linli/envelope.pb-c.h"
+#include "linli_config.h"
 #include "linli_frames.h"
 #include "linli_log.h"
 
@@ -1154,15 +1155,7 @@ s_bind_all(zsock_t *sock, const char *endpoints)
 {
     char *list = strdup(endpoints);
     int bound = 0;
-    for (char *save = NULL, *ep = list ? strtok_r(list, ",", &save) : NULL; ep;
-         ep = strtok_r(NULL, ",", &save)) {
-        while (*ep == ' ')
-            ep++;
-        size_t len = strlen(ep);
-        while (len && ep[len - 1] == ' ')
-            ep[--len] = '\0';
-        if (!len)
-            continue;
+    for (char *cursor = list, *ep; (ep = linli_list_next(&cursor));) {
         if (zsock_bind(sock, "%s", ep) == -1) {
             linli_error("broker: cannot bind %s: %s", ep, zmq_strerror(zmq_errno()));
             bound = -1;

@@ -6,6 +6,7 @@
 //  oneof case set), so one protobuf_c_message_free_unpacked(m, NULL) frees a
 //  message on every path, half-built ones included.
 #include "linli_codec.h"
+#include "linli_utf8.h"
 #include "linli_log.h"
 
 #include <errno.h>
@@ -319,36 +320,11 @@ s_utf8_count(const char *text, size_t len, size_t *chars)
     const unsigned char *s = (const unsigned char *)text;
     size_t n = 0;
     for (size_t i = 0; i < len; n++) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t extra;
         uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            extra = 1;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            extra = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            extra = 3;
-            cp = c & 0x07;
-        } else
+        size_t step = linli_utf8_seq(s + i, len - i, &cp);
+        if (!step)
             return -1;
-        if (len - i <= extra)
-            return -1;
-        for (size_t k = 1; k <= extra; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return -1;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (extra == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-            return -1;
-        if (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF))
-            return -1;
-        i += extra + 1;
+        i += step;
     }
     *chars = n;
     return 0;
@@ -1418,44 +1394,6 @@ s_text_int(s_text_t *t, int64_t v)
     return s_text_put(t, digits + i, sizeof digits - i);
 }
 
-//  Length of the valid UTF-8 sequence starting at p (n bytes left), as
-//  jansson checks it (no overlong forms, surrogates or code points beyond
-//  U+10FFFF); 0 when invalid. *cp gets the code point.
-static size_t
-s_utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
-{
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t v;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        v = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        v = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (p[i] & 0x3F);
-    }
-    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (len == 3 && v < 0x800) ||
-        (len == 4 && v < 0x10000))
-        return 0;
-    *cp = v;
-    return len;
-}
-
 //  s as a JSON string, escaped as jansson escapes it; -1 when s is not UTF-8.
 static int
 s_text_string(s_text_t *t, const char *s)
@@ -1471,7 +1409,7 @@ s_text_string(s_text_t *t, const char *s)
     size_t i = 0;
     while (i < n) {
         uint32_t cp;
-        size_t len = s_utf8_seq(p + i, n - i, &cp);
+        size_t len = linli_utf8_seq(p + i, n - i, &cp);
         if (!len)
             return -1;
         if (cp == '"' || cp == '\\') {

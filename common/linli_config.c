@@ -173,3 +173,25 @@ linli_config_print_help(const linli_cfg_entry_t *const *tables)
             printf("  %-32s %s (default: %s)\n", e->name, e->help ? e->help : "",
                    e->default_value ? (e->secret ? "***" : e->default_value) : "none, required");
 }
+
+char *
+linli_list_next(char **cursor)
+{
+    while (*cursor && **cursor) {
+        char *item = *cursor;
+        char *comma = strchr(item, ',');
+        if (comma) {
+            *comma = '\0';
+            *cursor = comma + 1;
+        } else
+            *cursor = item + strlen(item);
+        while (*item == ' ')
+            item++;
+        size_t len = strlen(item);
+        while (len && item[len - 1] == ' ')
+            item[--len] = '\0';
+        if (len)
+            return item;
+    }
+    return NULL;
+}

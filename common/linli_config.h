@@ -53,4 +53,9 @@ void linli_config_log(const linli_config_t *self);
 //  Print the tables as help text (name, default, help) to stdout.
 void linli_config_print_help(const linli_cfg_entry_t *const *tables);
 
+//  The next item of a comma-separated list such as LINLI_BROKER_ENDPOINTS,
+//  spaces around it trimmed, empty items skipped; NULL at the end. *cursor
+//  starts at the (writable) list, which is cut up in place.
+char *linli_list_next(char **cursor);
+
 #endif

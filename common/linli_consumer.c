@@ -51,10 +51,9 @@ struct linli_consumer_t {
 linli_consumer_t *
 linli_consumer_new(const linli_consumer_opts_t *opts)
 {
-    bool unix_socket = opts && opts->socket && *opts->socket;
-    if (!opts || (!unix_socket && (!opts->host || opts->port <= 0)) || !opts->stream ||
-        !*opts->stream || !opts->group || !*opts->group || !opts->fn) {
-        linli_error("consumer: host and port (or socket), stream, group and fn are required");
+    //  Where Redis is, linli_redis_new checks.
+    if (!opts || !opts->stream || !*opts->stream || !opts->group || !*opts->group || !opts->fn) {
+        linli_error("consumer: stream, group and fn are required");
         return NULL;
     }
     linli_consumer_t *self = calloc(1, sizeof *self);

@@ -6,6 +6,7 @@
 #include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -665,4 +666,19 @@ linli_pg_migrate(linli_pg_t *self, const char *dir)
         linli_pg_command(self, "SELECT set_config('statement_timeout', $1, false)", 1, tp);
     }
     return rc;
+}
+
+char *
+linli_pg_int64_array(const int64_t *ids, size_t n)
+{
+    size_t cap = n * 21 + 3; //  "{", up to 20 characters and a comma per id, "}", NUL
+    char *list = malloc(cap);
+    if (!list)
+        return NULL;
+    size_t len = 0;
+    list[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, cap - len, "%s%" PRId64, i ? "," : "", ids[i]);
+    snprintf(list + len, cap - len, "}");
+    return list;
 }

@@ -58,4 +58,8 @@ uint64_t linli_pg_generation(const linli_pg_t *self);
 //  Milliseconds since the Unix epoch (the clock every service stamps with).
 int64_t linli_now_ms(void);
 
+//  ids[0..n) as one PostgreSQL array literal, "{1,2,3}", for a $k::bigint[]
+//  parameter. Caller frees; NULL when out of memory.
+char *linli_pg_int64_array(const int64_t *ids, size_t n);
+
 #endif

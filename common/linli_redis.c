@@ -27,36 +27,46 @@ struct linli_redis_t {
     int64_t next_attempt_ms; //  monotonic time before which we do not reconnect
 };
 
+int
+linli_redis_address(const char *host, int port, const char *socket_path, char *where, size_t cap)
+{
+    if (socket_path && *socket_path) {
+        if (strlen(socket_path) > LINLI_REDIS_SOCKET_MAX) {
+            //  hiredis would cut the path short and try another file.
+            linli_error("redis: socket path longer than %d bytes: %s", LINLI_REDIS_SOCKET_MAX,
+                        socket_path);
+            return -1;
+        }
+        snprintf(where, cap, "unix:%s", socket_path);
+        return 0;
+    }
+    if (!host || !*host || port <= 0 || port > 65535) {
+        linli_error("redis: no socket path and no valid host and port");
+        return -1;
+    }
+    snprintf(where, cap, "%s:%d", host, port);
+    return 0;
+}
+
 linli_redis_t *
 linli_redis_new(const char *host, int port, const char *socket_path, int timeout_ms,
                 const char *prefix)
 {
+    char where[LINLI_REDIS_WHERE_CAP];
+    if (linli_redis_address(host, port, socket_path, where, sizeof where))
+        return NULL;
     bool unix_socket = socket_path && *socket_path;
-    if (unix_socket && strlen(socket_path) > LINLI_REDIS_SOCKET_MAX) {
-        //  hiredis would cut the path short and try another file.
-        linli_error("redis: socket path longer than %d bytes: %s", LINLI_REDIS_SOCKET_MAX,
-                    socket_path);
-        return NULL;
-    }
-    if (!unix_socket && (!host || port <= 0 || port > 65535))
-        return NULL;
     linli_redis_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->host = strdup(host ? host : "");
     self->socket_path = unix_socket ? strdup(socket_path) : NULL;
     self->prefix = strdup(prefix ? prefix : "");
-    const char *target = unix_socket ? socket_path : host;
-    size_t cap = strlen(target) + sizeof "unix:" + sizeof ":65535";
-    self->where = malloc(cap);
+    self->where = strdup(where);
     if (!self->host || (unix_socket && !self->socket_path) || !self->prefix || !self->where) {
         linli_redis_destroy(&self);
         return NULL;
     }
-    if (unix_socket)
-        snprintf(self->where, cap, "unix:%s", target);
-    else
-        snprintf(self->where, cap, "%s:%d", target, port);
     self->port = port;
     self->timeout_ms = timeout_ms > 0 ? timeout_ms : 1000;
     return self;

@@ -11,6 +11,16 @@ typedef struct linli_redis_t linli_redis_t;
 //  Longest Unix socket path a handle accepts (sun_path holds it and its NUL).
 #define LINLI_REDIS_SOCKET_MAX 107
 
+//  Room for an address as linli_redis_address writes it.
+#define LINLI_REDIS_WHERE_CAP (LINLI_REDIS_SOCKET_MAX + 300)
+
+//  Check where Redis is to be reached — the Unix socket at socket_path when
+//  that is non-empty, else host:port over TCP — and write it for log lines
+//  into where: "unix:/path" or "host:port". 0, or -1 (logged) when the path
+//  is too long or there is neither a path nor a valid host and port.
+int linli_redis_address(const char *host, int port, const char *socket_path, char *where,
+                        size_t cap);
+
 //  New handle; connects lazily (never fails because Redis is down). It
 //  connects to the Unix socket at socket_path when that is non-empty (host
 //  and port are then ignored), else over TCP to host:port. timeout_ms bounds

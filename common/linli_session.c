@@ -36,8 +36,10 @@ static const char s_revoke_lua[] = "local n = 0\n"
                                    "redis.call('DEL', KEYS[1])\n"
                                    "return n\n";
 
-//  KEYS: the session, the ended-sessions channel. ARGV: the hash.
+//  KEYS: the session, the ended-sessions channel, the account's set. ARGV:
+//  the hash. The session goes, with its line in the account's list.
 static const char s_delete_lua[] = "local n = redis.call('DEL', KEYS[1])\n"
+                                   "redis.call('SREM', KEYS[3], ARGV[1])\n"
                                    "redis.call('PUBLISH', KEYS[2], ARGV[1])\n"
                                    "return n\n";
 
@@ -116,8 +118,24 @@ static void
 s_flush_announcements(linli_redis_t *redis)
 {
     redisReply *r = linli_redis_cmd(redis, "PING");
+    if (r && r->type == REDIS_REPLY_ERROR)
+        linli_warn("session: the wait for ended-session announcements failed: %s", r->str);
     if (r)
         freeReplyObject(r);
+}
+
+//  Run an ending script (argc arguments, EVAL first): the integer it
+//  returns, or -1 (logged); its announcements are out when it returns.
+static long long
+s_end(linli_redis_t *redis, int argc, const char **argv, const char *what)
+{
+    redisReply *r = linli_redis_argv(redis, argc, argv, NULL);
+    long long n = s_check_reply(r, what) ? r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    if (n >= 0)
+        s_flush_announcements(redis);
+    return n;
 }
 
 int
@@ -128,13 +146,7 @@ linli_session_revoke_user(linli_redis_t *redis, const char *user_id)
     linli_session_key(linli_redis_prefix(redis), "", session_prefix, sizeof session_prefix);
     linli_session_channel(linli_redis_prefix(redis), channel, sizeof channel);
     const char *argv[] = {"EVAL", s_revoke_lua, "2", user_key, channel, session_prefix};
-    redisReply *r = linli_redis_argv(redis, 6, argv, NULL);
-    int rc = s_check_reply(r, "revoke") ? (int)r->integer : -1;
-    if (r)
-        freeReplyObject(r);
-    if (rc >= 0)
-        s_flush_announcements(redis);
-    return rc;
+    return (int)s_end(redis, 6, argv, "revoke");
 }
 
 void
@@ -144,17 +156,12 @@ linli_session_key(const char *prefix, const char *hash, char *out, size_t cap)
 }
 
 int
-linli_session_delete(linli_redis_t *redis, const char *hash)
+linli_session_delete(linli_redis_t *redis, const char *user_id, const char *hash)
 {
-    char key[256], channel[256];
+    char key[256], channel[256], user_key[256];
     linli_session_key(linli_redis_prefix(redis), hash, key, sizeof key);
     linli_session_channel(linli_redis_prefix(redis), channel, sizeof channel);
-    const char *argv[] = {"EVAL", s_delete_lua, "2", key, channel, hash};
-    redisReply *r = linli_redis_argv(redis, 6, argv, NULL);
-    int rc = s_check_reply(r, "delete") ? 0 : -1;
-    if (r)
-        freeReplyObject(r);
-    if (rc == 0)
-        s_flush_announcements(redis);
-    return rc;
+    s_user_key(linli_redis_prefix(redis), user_id, user_key, sizeof user_key);
+    const char *argv[] = {"EVAL", s_delete_lua, "3", key, channel, user_key, hash};
+    return s_end(redis, 7, argv, "delete") < 0 ? -1 : 0;
 }

@@ -34,7 +34,8 @@ void linli_session_channel(const char *prefix, char *out, size_t cap);
 //  create lists each session under its account. How many ended, or -1.
 int linli_session_revoke_user(linli_redis_t *redis, const char *user_id);
 
-//  End the session whose token hash is given. 0 or -1.
-int linli_session_delete(linli_redis_t *redis, const char *hash);
+//  End user_id's session whose token hash is given (and take it off the
+//  account's list). 0 or -1.
+int linli_session_delete(linli_redis_t *redis, const char *user_id, const char *hash);
 
 #endif

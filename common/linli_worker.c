@@ -17,6 +17,7 @@
 
 #include "linli_codec.h"
 #include "linli_arena.h"
+#include "linli_config.h"
 #include "linli_frames.h"
 #include "linli_log.h"
 
@@ -493,14 +494,7 @@ linli_worker_new(zloop_t *loop, const linli_worker_opts_t *opts)
         linli_worker_destroy(&self);
         return NULL;
     }
-    for (char *save = NULL, *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
-        while (*ep == ' ')
-            ep++;
-        size_t len = strlen(ep);
-        while (len && ep[len - 1] == ' ')
-            ep[--len] = '\0';
-        if (!len)
-            continue;
+    for (char *cursor = list, *ep; (ep = linli_list_next(&cursor));) {
         s_link_t *link = &self->links[self->nlinks++];
         link->owner = self;
         link->endpoint = strdup(ep);

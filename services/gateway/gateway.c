@@ -20,6 +20,7 @@
 #include "linli_codec.h"
 #include "linli_log.h"
 #include "linli_pg.h"
+#include "linli_utf8.h"
 #include "gateway_sessions.h"
 
 const linli_cfg_entry_t gateway_cfg[] = {
@@ -145,31 +146,10 @@ static size_t
 s_utf8_prefix(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (p[i]) {
-        unsigned char c = p[i];
-        size_t extra;
-        if (c < 0x80)
-            extra = 0;
-        else if (c >= 0xC2 && c <= 0xDF)
-            extra = 1;
-        else if ((c & 0xF0) == 0xE0)
-            extra = 2;
-        else if (c >= 0xF0 && c <= 0xF4)
-            extra = 3;
-        else
-            break;
-        size_t k = 1;
-        while (k <= extra && (p[i + k] & 0xC0) == 0x80)
-            k++;
-        if (k <= extra)
-            break;
-        //  overlong three-byte forms, surrogates, and beyond U+10FFFF
-        if ((c == 0xE0 && p[i + 1] < 0xA0) || (c == 0xED && p[i + 1] > 0x9F) ||
-            (c == 0xF0 && p[i + 1] < 0x90) || (c == 0xF4 && p[i + 1] > 0x8F))
-            break;
-        i += extra + 1;
-    }
+    size_t n = strlen(s), i = 0;
+    uint32_t cp;
+    for (size_t step; i < n && (step = linli_utf8_seq(p + i, n - i, &cp)); i += step)
+        ;
     return i;
 }
 

@@ -13,6 +13,7 @@
 #include "linli_crypto.h"
 #include "linli_log.h"
 #include "linli_pg.h"
+#include "linli_redis.h"
 #include "linli_session.h"
 
 //  One look-up in flight. Redis answers in order, so they form a FIFO.
@@ -44,13 +45,14 @@ struct gateway_sessions_t {
     int64_t failed_at_ms;         //  last connection failure, to back off
 
     //  The cache, and the subscription that keeps it true.
-    s_entry_t *slots;         //  owned; cache_entries of them (a power of two)
-    size_t mask;              //  cache_entries - 1
-    redisAsyncContext *sub;   //  subscribed to the ended-sessions channel, or NULL
-    bool subscribed;          //  confirmed: only then is anything cached
-    uint64_t flushes;         //  bumped by every flush
-    int64_t sub_failed_at_ms; //  last subscription failure, to back off
-    char channel[256];        //  <prefix>sessions:ended
+    s_entry_t *slots;                  //  owned; cache_entries of them (a power of two)
+    size_t mask;                       //  cache_entries - 1
+    redisAsyncContext *sub;            //  subscribed to the ended-sessions channel, or NULL
+    bool subscribed;                   //  confirmed: only then is anything cached
+    uint64_t flushes;                  //  bumped by every flush
+    int64_t sub_failed_at_ms;          //  last subscription failure, to back off
+    char channel[256];                 //  <prefix>sessions:ended
+    char where[LINLI_REDIS_WHERE_CAP]; //  "host:port" or "unix:/path", for log lines
     gateway_sessions_stats_t stats;
 };
 
@@ -201,6 +203,8 @@ s_on_sub_message(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
+//  The subscription is gone (hiredis frees its context) or being dropped:
+//  what it vouched for goes with it; it is opened again after a back-off.
 static void
 s_sub_lost(gateway_sessions_t *self)
 {
@@ -208,6 +212,18 @@ s_sub_lost(gateway_sessions_t *self)
     self->sub = NULL;
     self->sub_failed_at_ms = s_mono();
     s_flush(self);
+}
+
+//  Close the subscription ourselves (its callbacks no longer see us).
+static void
+s_sub_drop(gateway_sessions_t *self)
+{
+    redisAsyncContext *sub = self->sub;
+    s_sub_lost(self);
+    if (sub) {
+        sub->data = NULL;
+        redisAsyncFree(sub);
+    }
 }
 
 static void
@@ -231,57 +247,48 @@ s_on_sub_disconnect(const redisAsyncContext *ac, int status)
     s_sub_lost(self);
 }
 
-//  Open the connection that hears of ended sessions (not in the way of a
-//  request: until it confirms, look-ups simply go to Redis).
+//  A new connection to Redis on our event loop, its callbacks set; NULL
+//  (logged as what) when it cannot even be started. Over TCP it has
+//  keepalive, so a connection dropped silently (NAT, failover) is noticed;
+//  hiredis refuses keepalive on a Unix socket.
 static redisAsyncContext *
-s_async_connect(gateway_sessions_t *self)
+s_open(gateway_sessions_t *self, const char *what, redisConnectCallback *on_connect,
+       redisDisconnectCallback *on_disconnect)
 {
-    return self->opts.socket && *self->opts.socket
-               ? redisAsyncConnectUnix(self->opts.socket)
-               : redisAsyncConnect(self->opts.host, self->opts.port);
+    bool unix_socket = self->opts.socket && *self->opts.socket;
+    redisAsyncContext *ac = unix_socket ? redisAsyncConnectUnix(self->opts.socket)
+                                        : redisAsyncConnect(self->opts.host, self->opts.port);
+    if (!ac || ac->err || redisLibeventAttach(ac, self->base) != REDIS_OK) {
+        linli_warn("sessions: cannot open the %s connection to Redis at %s: %s", what, self->where,
+                   !ac       ? "out of memory"
+                   : ac->err ? ac->errstr
+                             : "event loop");
+        if (ac)
+            redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = self;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (!unix_socket)
+        redisEnableKeepAlive(&ac->c);
+    return ac;
 }
 
+//  Open the connection that hears of ended sessions (not in the way of a
+//  request: until it confirms, look-ups simply go to Redis).
 static void
 s_sub_connect(gateway_sessions_t *self)
 {
     if (self->sub || (self->sub_failed_at_ms && s_mono() - self->sub_failed_at_ms < 1000))
         return;
-    redisAsyncContext *ac = s_async_connect(self);
-    if (!ac || ac->err || redisLibeventAttach(ac, self->base) != REDIS_OK) {
-        if (ac)
-            redisAsyncFree(ac);
-        self->sub_failed_at_ms = s_mono();
-        return;
+    self->sub = s_open(self, "subscription", s_on_sub_connect, s_on_sub_disconnect);
+    if (!self->sub || redisAsyncCommand(self->sub, s_on_sub_message, NULL, "SUBSCRIBE %s",
+                                        self->channel) != REDIS_OK) {
+        if (self->sub)
+            linli_warn("sessions: cannot subscribe to ended sessions at %s", self->where);
+        s_sub_drop(self);
     }
-    ac->data = self;
-    redisAsyncSetConnectCallback(ac, s_on_sub_connect);
-    redisAsyncSetDisconnectCallback(ac, s_on_sub_disconnect);
-    //  Over TCP, a connection dropped silently (NAT, failover) is noticed by
-    //  keepalive; hiredis refuses keepalive on a Unix socket.
-    if (!(self->opts.socket && *self->opts.socket))
-        redisEnableKeepAlive(&ac->c);
-    self->sub = ac;
-    if (redisAsyncCommand(ac, s_on_sub_message, NULL, "SUBSCRIBE %s", self->channel) != REDIS_OK) {
-        self->sub = NULL;
-        redisAsyncFree(ac);
-        self->sub_failed_at_ms = s_mono();
-    }
-}
-
-//  The look-up connection failed: the subscription may be as dead without
-//  knowing it yet. Drop it and what it vouched for; it is opened again.
-static void
-s_sub_drop(gateway_sessions_t *self)
-{
-    if (self->sub) {
-        redisAsyncContext *sub = self->sub;
-        self->sub = NULL;
-        sub->data = NULL;
-        redisAsyncFree(sub);
-    }
-    self->subscribed = false;
-    self->sub_failed_at_ms = s_mono();
-    s_flush(self);
 }
 
 // ---------------------------------------------------------------- look-ups
@@ -364,30 +371,12 @@ s_connect(gateway_sessions_t *self)
     //  Redis down: fail fast for a moment instead of a connect per request.
     if (self->failed_at_ms && s_mono() - self->failed_at_ms < 100)
         return -1;
-    redisAsyncContext *ac = s_async_connect(self);
-    if (!ac || ac->err) {
-        //  At most one line per back-off period (100 ms).
-        if (self->opts.socket && *self->opts.socket)
-            linli_warn("sessions: cannot connect to Redis at %s: %s", self->opts.socket,
-                       ac ? ac->errstr : "out of memory");
-        else
-            linli_warn("sessions: cannot connect to Redis at %s:%d: %s", self->opts.host,
-                       self->opts.port, ac ? ac->errstr : "out of memory");
-        if (ac)
-            redisAsyncFree(ac);
+    //  At most one warning per back-off period (100 ms).
+    self->ac = s_open(self, "look-up", s_on_connect, s_on_disconnect);
+    if (!self->ac) {
         self->failed_at_ms = s_mono();
         return -1;
     }
-    ac->data = self;
-    if (redisLibeventAttach(ac, self->base) != REDIS_OK) {
-        linli_error("sessions: cannot attach the Redis connection to the event loop");
-        redisAsyncFree(ac);
-        self->failed_at_ms = s_mono();
-        return -1;
-    }
-    redisAsyncSetConnectCallback(ac, s_on_connect);
-    redisAsyncSetDisconnectCallback(ac, s_on_disconnect);
-    self->ac = ac;
     return 0;
 }
 
@@ -399,6 +388,11 @@ gateway_sessions_new(struct event_base *base, const gateway_sessions_opts_t *opt
         return NULL;
     self->base = base;
     self->opts = *opts;
+    if (linli_redis_address(opts->host, opts->port, opts->socket, self->where,
+                            sizeof self->where)) {
+        free(self);
+        return NULL;
+    }
     linli_session_channel(opts->prefix, self->channel, sizeof self->channel);
     if (opts->cache_ms > 0 && opts->cache_entries > 0) {
         size_t n = 1;
@@ -428,13 +422,7 @@ gateway_sessions_destroy(gateway_sessions_t **self_p)
     }
     while (self->head)
         s_answer_head(self, -1, NULL);
-    if (self->sub) {
-        redisAsyncContext *sub = self->sub;
-        self->sub = NULL;
-        sub->data = NULL;
-        redisAsyncFree(sub);
-    }
-    s_flush(self);
+    s_sub_drop(self);
     free(self->slots);
     free(self);
     *self_p = NULL;

@@ -32,6 +32,11 @@ extern const linli_route_t registry_volunteer_routes[];
 extern const linli_batch_route_t registry_volunteer_batches[];
 extern const linli_route_t registry_import_routes[]; //  registry_import.c
 
+//  The error code refusing a volunteer in this status a session
+//  ("volunteer_suspended", "volunteer_left"), or NULL when it may have one
+//  (registry_volunteers.c). A move into such a status ends its sessions.
+const char *registry_volunteer_barred(const char *status);
+
 //  Every method of the registry: the modules' tables merged, {NULL}-ended.
 //  Built once, never freed (static storage).
 const linli_route_t *registry_routes(void);

@@ -1,6 +1,7 @@
 //  registry_csv: an RFC 4180 streaming parser — a byte-wise state machine
 //  that assembles one record at a time in a growing buffer.
 #include "registry_csv.h"
+#include "linli_utf8.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -77,34 +78,13 @@ registry_csv_destroy(registry_csv_t **self_p)
 bool
 registry_csv_utf8_valid(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        unsigned c = *p;
-        if (c >= 0x01 && c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t n;
-        unsigned min, cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1, min = 0x80, cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2, min = 0x800, cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3, min = 0x10000, cp = c & 0x07;
-        } else {
-            return false; //  NUL, a continuation byte, C0/C1 (overlong) or beyond U+10FFFF
-        }
-        if ((size_t)(end - p) <= n)
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t step = linli_utf8_seq(p + i, len - i, &cp);
+        if (!step || cp == 0) //  NUL is no text either
             return false;
-        for (size_t i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        p += n + 1;
+        i += step;
     }
     return true;
 }

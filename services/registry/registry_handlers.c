@@ -214,10 +214,8 @@ s_volunteer_barred(registry_t *self, const registry_account_t *account, const ch
     bool found;
     if (registry_volunteer_get(self->pg, account->id, false, &v, &found))
         return -1;
-    if (found && !strcmp(v.status, "suspended"))
-        *code = "volunteer_suspended";
-    else if (found && !strcmp(v.status, "left"))
-        *code = "volunteer_left";
+    const char *barred = found ? registry_volunteer_barred(v.status) : NULL;
+    *code = barred ? barred : "";
     return 0;
 }
 
@@ -251,15 +249,15 @@ s_login_answer(registry_t *self, linli_request_t *request, const registry_accoun
                              &expires_at))
         return linli_fail(request, 503, "session_store_unavailable",
                           "sessions cannot be created right now");
-    //  A suspension committed since the status was read would have ended
-    //  every session listed before ours: look again now that ours is listed
-    //  (one committed after this look ends ours itself).
+    //  A suspended or departed volunteer gets none. Its status is read once
+    //  the session is listed: a suspension committed before this read is
+    //  seen here, one committed after it ends the session by revocation.
     const char *barred = "";
     if (s_volunteer_barred(self, account, &barred) || *barred) {
         char hash[LINLI_HASH_HEX_CAP];
         linli_token_hash(token, hash);
         sodium_memzero(token, sizeof token);
-        if (linli_session_delete(self->redis, hash))
+        if (linli_session_delete(self->redis, id, hash))
             linli_warn("registry: a session of barred volunteer %s could not be ended", id);
         return *barred ? s_fail_barred(request, barred)
                        : linli_fail(request, 503, "store_unavailable",
@@ -307,11 +305,7 @@ s_login(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     }
     if (strcmp(account.status, "active"))
         return linli_fail(request, 403, "account_disabled", "this account is disabled");
-    const char *barred;
-    if (s_volunteer_barred(self, &account, &barred))
-        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
-    if (*barred)
-        return s_fail_barred(request, barred);
+    //  A suspended or departed volunteer is refused there (s_volunteer_barred).
     return s_login_answer(self, request, &account, bucket);
 }
 
@@ -475,7 +469,7 @@ s_logout(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     const Linli__Caller *caller = linli_request_caller(request);
     if (!caller->session || !*caller->session)
         return linli_fail(request, 401, "unauthenticated", "no session to end");
-    if (linli_session_delete(self->redis, caller->session))
+    if (linli_session_delete(self->redis, caller->user_id, caller->session))
         return linli_fail(request, 503, "session_store_unavailable",
                           "sessions cannot be ended right now");
     Linli__Registry__LogoutReply reply = LINLI__REGISTRY__LOGOUT_REPLY__INIT;

@@ -173,9 +173,12 @@ s_cmp_code(const void *a, const void *b)
     return strcmp((const char *)a, (const char *)b);
 }
 
-//  The city's community codes, sorted (caller frees). NULL on failure or none.
-static char (*s_communities(linli_pg_t *pg, const char *city, size_t *n))[16]
+//  The city's community codes, sorted, into *codes (caller frees; NULL
+//  with *n 0 when the city has none). 0, or -1 when they could not be read.
+static int
+s_communities(linli_pg_t *pg, const char *city, char (**codes)[16], size_t *n)
 {
+    *codes = NULL;
     *n = 0;
     const char *params[] = {city};
     PGresult *res = linli_pg_exec(pg,
@@ -183,17 +186,25 @@ static char (*s_communities(linli_pg_t *pg, const char *city, size_t *n))[16]
                                   "AND code LIKE $1 || '%'",
                                   1, params);
     if (!res)
-        return NULL;
+        return -1;
     size_t rows = (size_t)PQntuples(res);
-    char(*codes)[16] = rows ? calloc(rows, sizeof *codes) : NULL;
-    for (size_t i = 0; codes && i < rows; i++)
-        snprintf(codes[i], sizeof codes[i], "%s", PQgetvalue(res, (int)i, 0));
-    PQclear(res);
-    if (codes) {
-        qsort(codes, rows, sizeof *codes, s_cmp_code);
-        *n = rows;
+    if (rows == 0) {
+        PQclear(res);
+        return 0;
     }
-    return codes;
+    char(*list)[16] = calloc(rows, sizeof *list);
+    if (!list) {
+        linli_error("demo: out of memory reading %zu communities", rows);
+        PQclear(res);
+        return -1;
+    }
+    for (size_t i = 0; i < rows; i++)
+        snprintf(list[i], sizeof list[i], "%s", PQgetvalue(res, (int)i, 0));
+    PQclear(res);
+    qsort(list, rows, sizeof *list, s_cmp_code);
+    *codes = list;
+    *n = rows;
+    return 0;
 }
 
 //  Load people [from, to) through the staging path as one demo job.
@@ -395,6 +406,7 @@ s_load_residents(linli_pg_t *pg, const char *city, int this_year, int64_t *n_res
             char *address_enc = linli_pii_encrypt(address);
             char *phone_enc = linli_pii_encrypt(phone);
             if (!address_enc || !phone_enc || linli_pii_hash("phone", phone, r->phone_hash)) {
+                linli_error("demo: a resident's address or phone could not be sealed");
                 rc = -1;
             } else {
                 snprintf(r->address_enc, sizeof r->address_enc, "%s", address_enc);
@@ -464,7 +476,9 @@ registry_import_demo(registry_t *reg, const linli_config_t *config)
     if (wanted <= 0 && loaded == 0)
         return 0;
     size_t n = 0;
-    char(*codes)[16] = s_communities(reg->pg, linli_config_str(config, "LINLI_CITY_CODE"), &n);
+    char(*codes)[16] = NULL;
+    if (s_communities(reg->pg, linli_config_str(config, "LINLI_CITY_CODE"), &codes, &n))
+        return -1;
     if (!codes) {
         linli_warn("demo: no communities, so no demo volunteers");
         return 0;
@@ -502,21 +516,36 @@ registry_import_demo(registry_t *reg, const linli_config_t *config)
     return rc;
 }
 
+//  A count on the command line: 1 to 18 decimal digits, nothing else. True
+//  with *out set, or false.
+static bool
+s_parse_count(const char *s, int64_t *out)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 18 || strspn(s, "0123456789") != len)
+        return false;
+    *out = strtoll(s, NULL, 10);
+    return true;
+}
+
 int
 registry_import_demo_csv_tool(registry_t *reg, const linli_config_t *config, int argc, char **argv)
 {
-    int64_t from = 0;
-    if (argc == 4 && !strcmp(argv[2], "--from"))
-        from = strtoll(argv[3], NULL, 10);
-    int64_t count = argc >= 2 ? strtoll(argv[0], NULL, 10) : 0;
-    if ((argc != 2 && argc != 4) || count <= 0 || from < 0 || from + count > S_MAX_PEOPLE) {
+    int64_t from = 0, count = 0;
+    bool args_ok = (argc == 2 || (argc == 4 && !strcmp(argv[2], "--from"))) &&
+                   s_parse_count(argv[0], &count) && (argc == 2 || s_parse_count(argv[3], &from));
+    if (!args_ok || count <= 0 || from + count > S_MAX_PEOPLE) {
         fprintf(stderr,
                 "usage: linli-registry demo-csv N FILE [--from K]  (K + N <= %" PRId64 ")\n",
                 S_MAX_PEOPLE);
         return -1;
     }
     size_t n = 0;
-    char(*codes)[16] = s_communities(reg->pg, linli_config_str(config, "LINLI_CITY_CODE"), &n);
+    char(*codes)[16] = NULL;
+    if (s_communities(reg->pg, linli_config_str(config, "LINLI_CITY_CODE"), &codes, &n)) {
+        fprintf(stderr, "demo-csv: the city's communities could not be read\n");
+        return -1;
+    }
     if (!codes) {
         fprintf(stderr, "demo-csv: the city has no communities (run seed-demo first)\n");
         return -1;

@@ -300,8 +300,11 @@ s_room(registry_import_job_t *self)
     while (self->len + S_TUPLE_MAX > cap)
         cap *= 2;
     uint8_t *grown = realloc(self->buf, cap);
-    if (!grown)
+    if (!grown) {
+        linli_error("import: job %" PRId64 ": out of memory for %zu bytes of COPY data",
+                    self->opts.job_id, cap);
         return -1;
+    }
     self->buf = grown;
     self->cap = cap;
     return 0;
@@ -704,7 +707,12 @@ s_finish(registry_import_job_t *self, s_pending_t *r)
         return -1;
     uint8_t event[4096];
     size_t elen = s_event_data(self, id, p, status, event, sizeof event);
-    if (!elen || s_room(self))
+    if (!elen) {
+        linli_error("import: job %" PRId64 ": line %" PRId64 ": its event exceeds %zu bytes",
+                    self->opts.job_id, line, sizeof event);
+        return -1;
+    }
+    if (s_room(self))
         return -1;
     s_u16(self, 18);
     s_i64(self, line);
@@ -884,8 +892,10 @@ s_batch_add(s_batch_t *b, const uint8_t *data, size_t len)
         while (cap < b->len + len + 16)
             cap *= 2;
         uint8_t *entries = realloc(b->entries, cap);
-        if (!entries)
+        if (!entries) {
+            linli_error("import: out of memory gathering the events of community %s", b->community);
             return -1;
+        }
         b->entries = entries;
         b->cap = cap;
     }
@@ -913,8 +923,11 @@ s_batch_flush(registry_import_job_t *self, s_batch_t *b)
     head.job_id = job;
     size_t hlen = protobuf_c_message_get_packed_size(&head.base);
     uint8_t *data = malloc(hlen + b->len);
-    if (!data)
+    if (!data) {
+        linli_error("import: job %" PRId64 ": out of memory announcing community %s",
+                    self->opts.job_id, b->community);
         return -1;
+    }
     protobuf_c_message_pack(&head.base, data);
     memcpy(data + hlen, b->entries, b->len);
     char event_id[33];

@@ -3,6 +3,7 @@
 #include "registry_util.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,11 @@ registry_import_store_queue(linli_pg_t *pg, int64_t created_by, const char *gran
     snprintf(by, sizeof by, "%" PRId64, created_by);
     snprintf(bytes, sizeof bytes, "%zu", len);
     const char *params[] = {created_by > 0 ? by : NULL, grants, dry_run ? "t" : "f", bytes};
+    //  libpq takes a parameter's length as an int.
+    if (len > INT_MAX) {
+        linli_error("import: a file of %zu bytes is too large to store", len);
+        return -1;
+    }
     PGresult *res =
         linli_pg_exec(pg,
                       "INSERT INTO import_jobs (created_by, grants, dry_run, file_bytes) "
@@ -332,13 +338,8 @@ registry_import_store_get(linli_pg_t *pg, int64_t id, registry_import_row_t *row
 int
 registry_import_store_demo_loaded(linli_pg_t *pg, int64_t *rows)
 {
-    PGresult *res = linli_pg_exec(pg,
-                                  "SELECT coalesce(sum(total_rows), 0) FROM import_jobs "
-                                  "WHERE kind = 'demo' AND status = 'done'",
-                                  0, NULL);
-    if (!res)
-        return -1;
-    *rows = registry_col_int64(res, 0, 0);
-    PQclear(res);
-    return 0;
+    return registry_get_int64(pg,
+                              "SELECT coalesce(sum(total_rows), 0) FROM import_jobs "
+                              "WHERE kind = 'demo' AND status = 'done'",
+                              0, NULL, rows);
 }

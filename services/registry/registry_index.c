@@ -320,6 +320,7 @@ s_centres_load(s_centres_t *c, linli_pg_t *pg)
     size_t n = (size_t)PQntuples(res);
     s_area_t *areas = calloc(n ? n : 1, sizeof *areas);
     if (!areas) {
+        linli_error("index: out of memory loading %zu area centres", n);
         PQclear(res);
         return -1;
     }
@@ -573,8 +574,11 @@ s_handle_imported(registry_index_t *self, const Linli__Event *event)
     const char ***argvs = n ? malloc(n * sizeof *argvs) : NULL;
     int *argcs = n ? malloc(n * sizeof *argcs) : NULL;
     int rc = 0;
-    if (n && (!entries || !argv || !argvs || !argcs))
+    if (n && (!entries || !argv || !argvs || !argcs)) {
+        linli_log_ctx(LINLI_LOG_ERROR, NULL, event->id,
+                      "index: out of memory for %zu entries of %s", n, event->type);
         rc = -1;
+    }
     int k = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         int got = s_entry_from(self, batch->volunteers[i], event->time_ms, event->id, &entries[k]);
@@ -711,8 +715,10 @@ static int
 s_rebuild_pass(s_rebuild_t *r)
 {
     s_entry_t *entries = malloc(S_PAGE_ROWS * sizeof *entries);
-    if (!entries)
+    if (!entries) {
+        linli_error("index: out of memory for a rebuild page");
         return -1;
+    }
     char after[24] = "0", limit[16];
     snprintf(limit, sizeof limit, "%d", S_PAGE_ROWS);
     int rc = 0;
@@ -777,15 +783,11 @@ s_sweep_batch(s_rebuild_t *r, const int64_t *ids, int n)
 {
     if (n == 0)
         return 0;
-    size_t cap = (size_t)n * 21 + 3;
-    char *array = malloc(cap);
-    if (!array)
+    char *array = linli_pg_int64_array(ids, (size_t)n);
+    if (!array) {
+        linli_error("index: out of memory checking %d ids", n);
         return -1;
-    size_t used = 0;
-    array[used++] = '{';
-    for (int i = 0; i < n; i++)
-        used += (size_t)snprintf(array + used, cap - used, "%s%" PRId64, i ? "," : "", ids[i]);
-    snprintf(array + used, cap - used, "}");
+    }
     const char *params[] = {array};
     PGresult *res =
         linli_pg_exec(r->pg, "SELECT id FROM volunteers WHERE id = ANY($1::bigint[])", 1, params);
@@ -971,6 +973,8 @@ registry_index_rebuild(linli_pg_t *pg, linli_redis_t *redis, bool clear,
     r.argv = calloc(S_BATCH, sizeof *r.argv);
     r.ids = calloc(S_BATCH, sizeof *r.ids);
     int rc = r.argv && r.ids ? 0 : -1;
+    if (rc)
+        linli_error("index: out of memory starting a rebuild");
     if (rc == 0 && clear) {
         long n = registry_index_clear(redis);
         if (n < 0)
@@ -988,6 +992,8 @@ registry_index_rebuild(linli_pg_t *pg, linli_redis_t *redis, bool clear,
         s_sweep_t *sw = calloc(1, sizeof *sw);
         if (sw)
             sw->r = &r;
+        else
+            linli_error("index: out of memory for the rebuild's sweep");
         if (!sw || s_scan(redis, "vol:[0-9]*", s_sweep_page, sw) ||
             s_sweep_batch(&r, sw->unseen, sw->n))
             rc = -1;

@@ -190,14 +190,13 @@ registry_orgs_store_active_teams(linli_pg_t *pg, int64_t org_id, int *n)
     char org[24];
     snprintf(org, sizeof org, "%" PRId64, org_id);
     const char *params[] = {org};
-    PGresult *res = linli_pg_exec(pg,
-                                  "SELECT count(*) FROM organizations "
-                                  "WHERE parent_id = $1::bigint AND status = 'active'",
-                                  1, params);
-    if (!res)
+    int64_t count;
+    if (registry_get_int64(pg,
+                           "SELECT count(*) FROM organizations "
+                           "WHERE parent_id = $1::bigint AND status = 'active'",
+                           1, params, &count))
         return -1;
-    *n = atoi(PQgetvalue(res, 0, 0));
-    PQclear(res);
+    *n = (int)count;
     return 0;
 }
 
@@ -253,19 +252,12 @@ registry_orgs_store_member_get(linli_pg_t *pg, int64_t org_id, int64_t account_i
     snprintf(org, sizeof org, "%" PRId64, org_id);
     snprintf(account, sizeof account, "%" PRId64, account_id);
     const char *params[] = {org, account};
-    PGresult *res = linli_pg_exec(pg,
-                                  "SELECT " S_MEMBER_COLUMNS " FROM org_members m "
-                                  "JOIN accounts a ON a.id = m.account_id "
-                                  "JOIN volunteers v ON v.id = m.account_id "
-                                  "WHERE m.org_id = $1::bigint AND m.account_id = $2::bigint",
-                                  2, params);
-    if (!res)
-        return -1;
-    *found = PQntuples(res) == 1;
-    if (*found)
-        s_member_from_row(res, 0, out);
-    PQclear(res);
-    return 0;
+    return registry_get_row(pg,
+                            "SELECT " S_MEMBER_COLUMNS " FROM org_members m "
+                            "JOIN accounts a ON a.id = m.account_id "
+                            "JOIN volunteers v ON v.id = m.account_id "
+                            "WHERE m.org_id = $1::bigint AND m.account_id = $2::bigint",
+                            2, params, s_member_from_row, out, found);
 }
 
 int
@@ -313,18 +305,13 @@ int
 registry_orgs_store_members(linli_pg_t *pg, int64_t org_id, int64_t after,
                             registry_org_member_t *out, size_t max, size_t *n, bool *more)
 {
-    char org[24], afterbuf[24], limit[16];
-    snprintf(org, sizeof org, "%" PRId64, org_id);
-    snprintf(afterbuf, sizeof afterbuf, "%" PRId64, after);
-    snprintf(limit, sizeof limit, "%zu", max + 1);
-    const char *params[] = {org, afterbuf, limit};
-    return registry_page_exec(pg,
-                              "SELECT " S_MEMBER_COLUMNS " FROM org_members m "
-                              "JOIN accounts a ON a.id = m.account_id "
-                              "JOIN volunteers v ON v.id = m.account_id "
-                              "WHERE m.org_id = $1::bigint AND m.account_id > $2::bigint "
-                              "ORDER BY m.account_id LIMIT $3::int",
-                              3, params, s_member_from_row, out, sizeof *out, max, n, more);
+    return registry_page_of(pg,
+                            "SELECT " S_MEMBER_COLUMNS " FROM org_members m "
+                            "JOIN accounts a ON a.id = m.account_id "
+                            "JOIN volunteers v ON v.id = m.account_id "
+                            "WHERE m.org_id = $1::bigint AND m.account_id > $2::bigint "
+                            "ORDER BY m.account_id LIMIT $3::int",
+                            org_id, after, s_member_from_row, out, sizeof *out, max, n, more);
 }
 
 int

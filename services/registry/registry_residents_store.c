@@ -176,12 +176,9 @@ registry_residents_store_account_sync(linli_pg_t *pg, int64_t account_id, const 
     const char *check[] = {id, phone_hash};
     //  Asked first so a taken phone is an answer, not a failed statement
     //  (the unique index still guards a race).
-    PGresult *res = linli_pg_exec(
-        pg, "SELECT 1 FROM accounts WHERE phone_hash = $2 AND id <> $1::bigint", 2, check);
-    if (!res)
+    if (registry_exists(pg, "SELECT 1 FROM accounts WHERE phone_hash = $2 AND id <> $1::bigint", 2,
+                        check, taken))
         return -1;
-    *taken = PQntuples(res) > 0;
-    PQclear(res);
     if (*taken)
         return 0;
     const char *params[] = {id, name, phone_enc, phone_hash, community};

@@ -92,10 +92,8 @@ registry_store_areas_reload(registry_store_t *self)
         PQclear(res);
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         s_area_from_row(res, (int)i, &areas[i]);
-        by_parent[i] = &areas[i];
-    }
     PQclear(res);
     qsort(areas, n, sizeof *areas, s_cmp_code); //  byte order, whatever the collation
     for (size_t i = 0; i < n; i++)
@@ -353,7 +351,7 @@ registry_store_password_code_put(registry_store_t *self, int64_t account_id, con
     snprintf(by, sizeof by, "%" PRId64, issued_by);
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
     const char *params[] = {id, code_hash, issued_by > 0 ? by : NULL, ttl};
-    PGresult *res = linli_pg_exec(
+    return registry_get_int64(
         self->pg,
         "INSERT INTO password_codes (account_id, code_hash, issued_by, expires_at) "
         "VALUES ($1::bigint, $2, $3::bigint, now() + $4::int * interval '1 second') "
@@ -361,12 +359,7 @@ registry_store_password_code_put(registry_store_t *self, int64_t account_id, con
         "issued_by = EXCLUDED.issued_by, expires_at = EXCLUDED.expires_at, attempts = 0, "
         "created_at = now() "
         "RETURNING (extract(epoch FROM expires_at) * 1000)::bigint",
-        4, params);
-    if (!res)
-        return -1;
-    *expires_at_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return 0;
+        4, params, expires_at_ms);
 }
 
 int

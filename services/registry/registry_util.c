@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "linli_auth.h"
+#include "linli_log.h"
 #include "linli_outbox.h"
 
 // ---------------------------------------------------------------- values
@@ -97,11 +98,10 @@ registry_emit(linli_pg_t *pg, const char *type, const char *kind, int64_t id, co
 // ---------------------------------------------------------------- store rows
 
 int
-registry_get_one(linli_pg_t *pg, const char *sql, const char *param, registry_row_fn *from_row,
-                 void *out, bool *found)
+registry_get_row(linli_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                 registry_row_fn *from_row, void *out, bool *found)
 {
-    const char *params[] = {param};
-    PGresult *res = linli_pg_exec(pg, sql, 1, params);
+    PGresult *res = linli_pg_exec(pg, sql, nparams, params);
     if (!res)
         return -1;
     *found = PQntuples(res) == 1;
@@ -112,12 +112,49 @@ registry_get_one(linli_pg_t *pg, const char *sql, const char *param, registry_ro
 }
 
 int
+registry_get_one(linli_pg_t *pg, const char *sql, const char *param, registry_row_fn *from_row,
+                 void *out, bool *found)
+{
+    const char *params[] = {param};
+    return registry_get_row(pg, sql, 1, params, from_row, out, found);
+}
+
+int
 registry_get_by_id(linli_pg_t *pg, const char *sql, int64_t id, registry_row_fn *from_row,
                    void *out, bool *found)
 {
     char idbuf[24];
     snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
     return registry_get_one(pg, sql, idbuf, from_row, out, found);
+}
+
+int
+registry_exists(linli_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                bool *exists)
+{
+    PGresult *res = linli_pg_exec(pg, sql, nparams, params);
+    if (!res)
+        return -1;
+    *exists = PQntuples(res) > 0;
+    PQclear(res);
+    return 0;
+}
+
+int
+registry_get_int64(linli_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                   int64_t *value)
+{
+    PGresult *res = linli_pg_exec(pg, sql, nparams, params);
+    if (!res)
+        return -1;
+    //  Row 0 of an empty result is NULL in libpq: never read it.
+    int rc = PQntuples(res) > 0 && PQnfields(res) > 0 ? 0 : -1;
+    if (rc == 0)
+        *value = registry_col_int64(res, 0, 0);
+    else
+        linli_error("registry: a one-row query returned no row: %.80s", sql);
+    PQclear(res);
+    return rc;
 }
 
 int
@@ -136,6 +173,19 @@ registry_page_exec(linli_pg_t *pg, const char *sql, int nparams, const char *con
     *more = rows > max;
     PQclear(res);
     return 0;
+}
+
+int
+registry_page_of(linli_pg_t *pg, const char *sql, int64_t owner, int64_t after,
+                 registry_row_fn *from_row, void *out, size_t row_size, size_t max, size_t *n,
+                 bool *more)
+{
+    char ownerbuf[24], afterbuf[24], limit[24];
+    snprintf(ownerbuf, sizeof ownerbuf, "%" PRId64, owner);
+    snprintf(afterbuf, sizeof afterbuf, "%" PRId64, after);
+    snprintf(limit, sizeof limit, "%zu", max + 1);
+    const char *params[] = {ownerbuf, afterbuf, limit};
+    return registry_page_exec(pg, sql, 3, params, from_row, out, row_size, max, n, more);
 }
 
 // ---------------------------------------------------------------- keyset lists

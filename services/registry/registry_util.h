@@ -4,9 +4,12 @@
 #ifndef REGISTRY_UTIL_H
 #define REGISTRY_UTIL_H
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "linli/registry.pb-c.h"
 #include "linli_pg.h"
@@ -53,14 +56,28 @@ int registry_emit(linli_pg_t *pg, const char *type, const char *kind, int64_t id
 //  Fills the record at out from row of res (a store's row reader).
 typedef void(registry_row_fn)(PGresult *res, int row, void *out);
 
-//  Run sql (one text parameter, $1: param) and read its one row, if any,
-//  into out with from_row; *found says whether there was one. 0 or -1.
+//  Run sql with params and read its one row, if any, into out with
+//  from_row; *found says whether there was one. 0 or -1.
+int registry_get_row(linli_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                     registry_row_fn *from_row, void *out, bool *found);
+
+//  registry_get_row with one text parameter ($1: param).
 int registry_get_one(linli_pg_t *pg, const char *sql, const char *param, registry_row_fn *from_row,
                      void *out, bool *found);
 
 //  registry_get_one with id (as $1::bigint).
 int registry_get_by_id(linli_pg_t *pg, const char *sql, int64_t id, registry_row_fn *from_row,
                        void *out, bool *found);
+
+//  Run sql with params; *exists says whether it returned any row. 0 or -1.
+int registry_exists(linli_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                    bool *exists);
+
+//  Run sql with params, which returns one row (a count, a sum, a RETURNING
+//  of one row), and read its first column as int64 into *value. 0, or -1
+//  when the store failed or no row came (logged).
+int registry_get_int64(linli_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                       int64_t *value);
 
 // ---------------------------------------------------------------- keyset lists
 
@@ -70,6 +87,13 @@ int registry_get_by_id(linli_pg_t *pg, const char *sql, int64_t id, registry_row
 int registry_page_exec(linli_pg_t *pg, const char *sql, int nparams, const char *const *params,
                        registry_row_fn *from_row, void *out, size_t row_size, size_t max, size_t *n,
                        bool *more);
+
+//  registry_page_exec for the rows of one owner (a volunteer's status log,
+//  an organisation's members): sql's $1 is owner (bigint), $2 the keyset
+//  cursor after (bigint), $3 the LIMIT (max + 1).
+int registry_page_of(linli_pg_t *pg, const char *sql, int64_t owner, int64_t after,
+                     registry_row_fn *from_row, void *out, size_t row_size, size_t max, size_t *n,
+                     bool *more);
 
 #define REGISTRY_PAGE_DEFAULT 100 //  items per page unless limit says
 #define REGISTRY_PAGE_MAX 500     //  the most a page holds

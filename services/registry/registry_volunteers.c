@@ -524,7 +524,7 @@ s_change_status(registry_t *self, linli_request_t *request, const char *id, cons
                                 "the registry store is unavailable");
     s_view_t view;
     s_view(&v, caller, &view);
-    if (strcmp(to, "suspended") && strcmp(to, "left"))
+    if (!registry_volunteer_barred(to))
         return linli_idem_commit(&idem, request, 200, &view.msg.base);
     //  A suspended or departed volunteer keeps no session: all of them end
     //  once the change is committed (never for a change rolled back), before
@@ -536,6 +536,14 @@ s_change_status(registry_t *self, linli_request_t *request, const char *id, cons
     if (linli_session_revoke_user(self->redis, view.id) < 0)
         linli_warn("registry: the sessions of volunteer %s could not be ended", view.id);
     return linli_reply(request, 200, &view.msg.base);
+}
+
+const char *
+registry_volunteer_barred(const char *status)
+{
+    return !strcmp(status, "suspended") ? "volunteer_suspended"
+           : !strcmp(status, "left")    ? "volunteer_left"
+                                        : NULL;
 }
 
 //  registry.VerifyVolunteer: a community worker or above confirms a pending volunteer.

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linli_log.h"
+
 #define S_COLUMNS                                                                                  \
     "v.id, a.name, v.community, v.id_number_enc, a.phone_enc, coalesce(v.gender, ''), "            \
     "coalesce(v.birth_year, 0), coalesce(v.political_status, ''), v.skills::text, "                \
@@ -55,16 +57,11 @@ registry_volunteer_get_many(linli_pg_t *pg, const int64_t *ids, size_t n, regist
                             size_t *found)
 {
     *found = 0;
-    //  The ids as one array parameter: "{1,2,3}".
-    size_t cap = n * 21 + 3;
-    char *list = malloc(cap);
-    if (!list)
+    char *list = linli_pg_int64_array(ids, n);
+    if (!list) {
+        linli_error("registry: out of memory reading %zu volunteers", n);
         return -1;
-    size_t len = 0;
-    list[len++] = '{';
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(list + len, cap - len, "%s%" PRId64, i ? "," : "", ids[i]);
-    snprintf(list + len, cap - len, "}");
+    }
     const char *params[] = {list};
     PGresult *res = linli_pg_exec(pg,
                                   "SELECT " S_COLUMNS " FROM volunteers v "
@@ -89,11 +86,9 @@ registry_volunteer_insert(linli_pg_t *pg, const registry_person_t *p, const char
     //  The person first: a second registration of the same ID number is the
     //  more useful answer than a phone clash.
     const char *hp[] = {p->id_number_hash};
-    PGresult *res = linli_pg_exec(pg, "SELECT 1 FROM volunteers WHERE id_number_hash = $1", 1, hp);
-    if (!res)
+    bool dup;
+    if (registry_exists(pg, "SELECT 1 FROM volunteers WHERE id_number_hash = $1", 1, hp, &dup))
         return -1;
-    bool dup = PQntuples(res) > 0;
-    PQclear(res);
     if (dup) {
         *outcome = REGISTRY_VOL_DUP_ID_NUMBER;
         return 0;
@@ -102,11 +97,12 @@ registry_volunteer_insert(linli_pg_t *pg, const registry_person_t *p, const char
     snprintf(by, sizeof by, "%" PRId64, created_by);
     const char *ap[] = {p->name,       p->phone_enc, p->phone_hash,
                         password_hash, p->community, created_by > 0 ? by : NULL};
-    res = linli_pg_exec(pg,
-                        "INSERT INTO accounts (kind, name, phone_enc, phone_hash, password_hash, "
-                        "area, created_by) VALUES ('volunteer', $1, $2, $3, $4, $5, $6::bigint) "
-                        "ON CONFLICT (phone_hash) DO NOTHING RETURNING id",
-                        6, ap);
+    PGresult *res =
+        linli_pg_exec(pg,
+                      "INSERT INTO accounts (kind, name, phone_enc, phone_hash, password_hash, "
+                      "area, created_by) VALUES ('volunteer', $1, $2, $3, $4, $5, $6::bigint) "
+                      "ON CONFLICT (phone_hash) DO NOTHING RETURNING id",
+                      6, ap);
     if (!res)
         return -1;
     if (PQntuples(res) == 0) {
@@ -269,17 +265,12 @@ int
 registry_volunteer_status_log(linli_pg_t *pg, int64_t volunteer, int64_t after,
                               registry_status_change_t *out, size_t max, size_t *n, bool *more)
 {
-    char vid[24], afterbuf[24], limit[16];
-    snprintf(vid, sizeof vid, "%" PRId64, volunteer);
-    snprintf(afterbuf, sizeof afterbuf, "%" PRId64, after);
-    snprintf(limit, sizeof limit, "%zu", max + 1);
-    const char *params[] = {vid, afterbuf, limit};
-    return registry_page_exec(pg,
-                              "SELECT id, from_status, to_status, reason, coalesce(actor, 0), "
-                              "(extract(epoch from changed_at) * 1000)::bigint "
-                              "FROM volunteer_status_log WHERE volunteer_id = $1::bigint "
-                              "AND id > $2::bigint ORDER BY id LIMIT $3::int",
-                              3, params, s_change_from_row, out, sizeof *out, max, n, more);
+    return registry_page_of(pg,
+                            "SELECT id, from_status, to_status, reason, coalesce(actor, 0), "
+                            "(extract(epoch from changed_at) * 1000)::bigint "
+                            "FROM volunteer_status_log WHERE volunteer_id = $1::bigint "
+                            "AND id > $2::bigint ORDER BY id LIMIT $3::int",
+                            volunteer, after, s_change_from_row, out, sizeof *out, max, n, more);
 }
 
 int
@@ -289,14 +280,9 @@ registry_volunteer_led_by(linli_pg_t *pg, int64_t volunteer, int64_t leader, boo
     snprintf(vid, sizeof vid, "%" PRId64, volunteer);
     snprintf(lid, sizeof lid, "%" PRId64, leader);
     const char *params[] = {vid, lid};
-    PGresult *res = linli_pg_exec(pg,
-                                  "SELECT 1 FROM org_members m JOIN organizations o "
-                                  "ON o.id = m.org_id WHERE m.account_id = $1::bigint "
-                                  "AND o.leader_id = $2::bigint AND o.status = 'active' LIMIT 1",
-                                  2, params);
-    if (!res)
-        return -1;
-    *led = PQntuples(res) > 0;
-    PQclear(res);
-    return 0;
+    return registry_exists(pg,
+                           "SELECT 1 FROM org_members m JOIN organizations o "
+                           "ON o.id = m.org_id WHERE m.account_id = $1::bigint "
+                           "AND o.leader_id = $2::bigint AND o.status = 'active' LIMIT 1",
+                           2, params, led);
 }

@@ -39,19 +39,13 @@ s_teardown(void **state)
     return 0;
 }
 
-static ts_http_reply_t
-s_req(const char *method, const char *path, const char *token, const char *body)
-{
-    return ts_req(&s_suite, method, path, token, body);
-}
-
 // ---------------------------------------------------------------- areas
 
 static void
 test_areas(void **state)
 {
     (void)state;
-    ts_http_reply_t r = s_req("GET", "/v1/areas/420102", NULL, NULL);
+    ts_http_reply_t r = ts_req(&s_suite, "GET", "/v1/areas/420102", NULL, NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "name")), "江岸区");
     assert_string_equal(json_string_value(json_object_get(r.json, "level")), "district");
@@ -60,13 +54,13 @@ test_areas(void **state)
     assert_true(strlen(r.request_id) > 0);
     ts_http_reply_free(&r);
 
-    r = s_req("GET", "/v1/areas/4201", NULL, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/areas/4201", NULL, NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_integer_value(json_object_get(r.json, "children")), 13);
     ts_http_reply_free(&r);
 
     //  The 13 districts, two pages of 10 then 3.
-    r = s_req("GET", "/v1/areas?parent=4201&limit=10", NULL, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/areas?parent=4201&limit=10", NULL, NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "items")), 10);
     const char *cursor = json_string_value(json_object_get(r.json, "next_cursor"));
@@ -74,7 +68,7 @@ test_areas(void **state)
     char path[128];
     snprintf(path, sizeof path, "/v1/areas?parent=4201&limit=10&cursor=%s", cursor);
     ts_http_reply_free(&r);
-    r = s_req("GET", path, NULL, NULL);
+    r = ts_req(&s_suite, "GET", path, NULL, NULL);
     assert_int_equal(r.status, 200);
     json_t *items = json_object_get(r.json, "items");
     assert_int_equal(json_array_size(items), 3);
@@ -84,27 +78,27 @@ test_areas(void **state)
     ts_http_reply_free(&r);
 
     //  Communities in the whole city: about 3,300.
-    r = s_req("GET", "/v1/areas?parent=420102001&limit=500", NULL, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/areas?parent=420102001&limit=500", NULL, NULL);
     assert_int_equal(r.status, 200);
     assert_true(json_array_size(json_object_get(r.json, "items")) >= 12);
     ts_http_reply_free(&r);
 
-    r = s_req("GET", "/v1/areas/999999", NULL, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/areas/999999", NULL, NULL);
     assert_int_equal(r.status, 404);
     assert_string_equal(ts_error_code(&r), "area_not_found");
     ts_http_reply_free(&r);
 
-    r = s_req("GET", "/v1/areas/42x1", NULL, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/areas/42x1", NULL, NULL);
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_field(&r), "code");
     ts_http_reply_free(&r);
 
-    r = s_req("GET", "/v1/areas?parent=4201&limit=0", NULL, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/areas?parent=4201&limit=0", NULL, NULL);
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_field(&r), "limit");
     ts_http_reply_free(&r);
 
-    r = s_req("GET", "/v1/areas?parent=4201&bogus=1", NULL, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/areas?parent=4201&bogus=1", NULL, NULL);
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_code(&r), "unknown_field");
     assert_string_equal(ts_error_field(&r), "bogus");
@@ -117,15 +111,15 @@ static void
 test_login_and_sessions(void **state)
 {
     (void)state;
-    ts_http_reply_t r = s_req("POST", "/v1/auth/login", NULL,
-                              "{\"phone\":\"" TS_ADMIN_PHONE "\",\"password\":\"wrong-pass\"}");
+    ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/auth/login", NULL,
+                               "{\"phone\":\"" TS_ADMIN_PHONE "\",\"password\":\"wrong-pass\"}");
     assert_int_equal(r.status, 401);
     assert_string_equal(ts_error_code(&r), "bad_credentials");
     ts_http_reply_free(&r);
 
     char *token = ts_login(&s_suite, TS_ADMIN_PHONE, TS_ADMIN_PASSWORD);
     assert_non_null(token);
-    r = s_req("GET", "/v1/me", token, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/me", token, NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "kind")), "staff");
     //  The person sees their own phone whole.
@@ -134,20 +128,20 @@ test_login_and_sessions(void **state)
     assert_string_equal(json_string_value(json_object_get(grant, "role")), "city_admin");
     ts_http_reply_free(&r);
 
-    r = s_req("GET", "/v1/me", NULL, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/me", NULL, NULL);
     assert_int_equal(r.status, 401);
     assert_string_equal(ts_error_code(&r), "unauthenticated");
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/me", "not-a-token", NULL);
+    r = ts_req(&s_suite, "GET", "/v1/me", "not-a-token", NULL);
     assert_int_equal(r.status, 401);
     assert_string_equal(ts_error_code(&r), "invalid_token");
     ts_http_reply_free(&r);
 
     //  Logged out: the token no longer works.
-    r = s_req("POST", "/v1/auth/logout", token, NULL);
+    r = ts_req(&s_suite, "POST", "/v1/auth/logout", token, NULL);
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/me", token, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/me", token, NULL);
     assert_int_equal(r.status, 401);
     ts_http_reply_free(&r);
     free(token);
@@ -165,7 +159,7 @@ test_login_and_sessions(void **state)
     freeReplyObject(rr);
     redisFree(rc);
     ts_sleep_ms(50);
-    r = s_req("GET", "/v1/me", token, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/me", token, NULL);
     assert_int_equal(r.status, 401);
     assert_string_equal(ts_error_code(&r), "invalid_token");
     ts_http_reply_free(&r);
@@ -182,19 +176,19 @@ test_login_rate_limit(void **state)
                      201);
     const char *wrong = "{\"phone\":\"13900000077\",\"password\":\"wrong-pass\"}";
     for (int i = 0; i < 5; i++) {
-        ts_http_reply_t r = s_req("POST", "/v1/auth/login", NULL, wrong);
+        ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/auth/login", NULL, wrong);
         assert_int_equal(r.status, 401);
         ts_http_reply_free(&r);
     }
-    ts_http_reply_t r = s_req("POST", "/v1/auth/login", NULL, wrong);
+    ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/auth/login", NULL, wrong);
     assert_int_equal(r.status, 429);
     assert_string_equal(ts_error_code(&r), "too_many_attempts");
     int retry = atoi(r.retry_after);
     assert_true(retry >= 1 && retry <= 60);
     ts_http_reply_free(&r);
     //  Even the right password waits now.
-    r = s_req("POST", "/v1/auth/login", NULL,
-              "{\"phone\":\"13900000077\",\"password\":\"password-1\"}");
+    r = ts_req(&s_suite, "POST", "/v1/auth/login", NULL,
+               "{\"phone\":\"13900000077\",\"password\":\"password-1\"}");
     assert_int_equal(r.status, 429);
     ts_http_reply_free(&r);
     //  Another phone is not affected.
@@ -244,24 +238,24 @@ test_staff_scope(void **state)
     //  Reading: its own staff yes, another district's no (404, not 403).
     char path[64];
     snprintf(path, sizeof path, "/v1/staff/%s", id);
-    ts_http_reply_t r = s_req("GET", path, district, NULL);
+    ts_http_reply_t r = ts_req(&s_suite, "GET", path, district, NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "area")), "420102001");
     ts_http_reply_free(&r);
     snprintf(path, sizeof path, "/v1/staff/%s", wuchang_worker);
-    r = s_req("GET", path, district, NULL);
+    r = ts_req(&s_suite, "GET", path, district, NULL);
     assert_int_equal(r.status, 404);
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/staff/999999", district, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/staff/999999", district, NULL);
     assert_int_equal(r.status, 404);
     ts_http_reply_free(&r);
     //  The city admin reads both.
-    r = s_req("GET", path, s_admin, NULL);
+    r = ts_req(&s_suite, "GET", path, s_admin, NULL);
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
 
     //  Lists stay inside the scope.
-    r = s_req("GET", "/v1/staff?area=420102", district, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/staff?area=420102", district, NULL);
     assert_int_equal(r.status, 200);
     json_t *items = json_object_get(r.json, "items");
     assert_true(json_array_size(items) >= 3);
@@ -271,7 +265,7 @@ test_staff_scope(void **state)
                     6),
             0);
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/staff?area=420106", district, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/staff?area=420106", district, NULL);
     assert_int_equal(r.status, 403);
     ts_http_reply_free(&r);
 
@@ -296,7 +290,7 @@ static void
 s_expect(const char *method, const char *path, const char *body, long status, const char *code,
          const char *field)
 {
-    ts_http_reply_t r = s_req(method, path, s_admin, body);
+    ts_http_reply_t r = ts_req(&s_suite, method, path, s_admin, body);
     if (r.status != status || strcmp(ts_error_code(&r), code) ||
         (field && strcmp(ts_error_field(&r), field)))
         fprintf(stderr, "%s %s %s -> %ld %s\n", method, path, body ? body : "", r.status, r.body);
@@ -356,13 +350,13 @@ test_bad_input(void **state)
     memcpy(huge, "{\"name\":\"", 9);
     memset(huge + 9, 'x', big);
     memcpy(huge + 9 + big, "\"}", 3);
-    ts_http_reply_t r = s_req("POST", "/v1/staff", s_admin, huge);
+    ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/staff", s_admin, huge);
     assert_int_equal(r.status, 413);
     ts_http_reply_free(&r);
     free(huge);
 
     //  The service still answers after all that.
-    r = s_req("GET", "/v1/areas/4201", NULL, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/areas/4201", NULL, NULL);
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
 }
@@ -391,7 +385,7 @@ test_idempotency(void **state)
     ts_http_reply_free(&again);
     ts_http_reply_free(&other);
     //  Without the key the same body is a new request: the phone is taken.
-    ts_http_reply_t plain = s_req("POST", "/v1/staff", s_admin, body);
+    ts_http_reply_t plain = ts_req(&s_suite, "POST", "/v1/staff", s_admin, body);
     assert_int_equal(plain.status, 409);
     ts_http_reply_free(&plain);
 }
@@ -420,13 +414,13 @@ static void
 test_healthz_and_metrics(void **state)
 {
     (void)state;
-    ts_http_reply_t r = s_req("GET", "/healthz", NULL, NULL);
+    ts_http_reply_t r = ts_req(&s_suite, "GET", "/healthz", NULL, NULL);
     assert_int_equal(r.status, 200);
     json_t *reg =
         json_object_get(json_object_get(json_object_get(r.json, "broker"), "services"), "registry");
     assert_int_equal(json_integer_value(json_object_get(reg, "workers")), 2);
     ts_http_reply_free(&r);
-    r = s_req("GET", "/metrics", NULL, NULL);
+    r = ts_req(&s_suite, "GET", "/metrics", NULL, NULL);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "linli_http_requests_total{route=\"registry.GetArea\""));
     assert_non_null(strstr(r.body, "linli_http_request_duration_seconds_bucket"));

@@ -31,23 +31,6 @@ static PGconn *s_db;     //  the suite's database, for checks from outside
 
 // ---------------------------------------------------------------- helpers
 
-static ts_http_reply_t
-s_req(const char *method, const char *path, const char *token, const char *body)
-{
-    return ts_req(&s_suite, method, path, token, body);
-}
-
-//  One number from SQL.
-static long
-s_sql_long(const char *sql)
-{
-    PGresult *res = PQexec(s_db, sql);
-    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
-    long v = atol(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return v;
-}
-
 static int
 s_cmp_ll(const void *a, const void *b)
 {
@@ -109,7 +92,7 @@ s_announced(const char *areas, long *dups)
 static long
 s_volunteers(void)
 {
-    return s_sql_long("SELECT count(*) FROM registry.volunteers");
+    return ts_sql_long(s_db, "SELECT count(*) FROM registry.volunteers");
 }
 
 //  Submit csv as token (query: "" or "?dry_run=true"); expects 202, returns the job id.
@@ -118,7 +101,7 @@ s_submit(const char *token, const char *csv, const char *query)
 {
     char path[128];
     snprintf(path, sizeof path, "/v1/imports/volunteers%s", query);
-    ts_http_reply_t r = s_req("POST", path, token, csv);
+    ts_http_reply_t r = ts_req(&s_suite, "POST", path, token, csv);
     if (r.status != 202)
         fprintf(stderr, "submit: %ld %s\n", r.status, r.body);
     assert_int_equal(r.status, 202);
@@ -138,7 +121,7 @@ s_wait(const char *token, const char *id)
     snprintf(path, sizeof path, "/v1/imports/%s", id);
     int64_t until = ts_mono_ms() + 30000;
     while (true) {
-        ts_http_reply_t r = s_req("GET", path, token, NULL);
+        ts_http_reply_t r = ts_req(&s_suite, "GET", path, token, NULL);
         //  A worker killed under a request: the gateway answers 503/504 once.
         if (r.status != 503 && r.status != 504) {
             assert_int_equal(r.status, 200);
@@ -156,13 +139,6 @@ static json_int_t
 s_int(const ts_http_reply_t *r, const char *field)
 {
     return json_integer_value(json_object_get(r->json, field));
-}
-
-static const char *
-s_str(const ts_http_reply_t *r, const char *field)
-{
-    const char *v = json_string_value(json_object_get(r->json, field));
-    return v ? v : "";
 }
 
 //  Assert row error i of a job reply.
@@ -188,14 +164,14 @@ s_volunteer_by_phone(const char *token, const char *area, const char *phone)
 {
     char path[160];
     snprintf(path, sizeof path, "/v1/volunteers?area=%s&q=%s", area, phone);
-    ts_http_reply_t r = s_req("GET", path, token, NULL);
+    ts_http_reply_t r = ts_req(&s_suite, "GET", path, token, NULL);
     assert_int_equal(r.status, 200);
     json_t *items = json_object_get(r.json, "items");
     assert_int_equal(json_array_size(items), 1);
     snprintf(path, sizeof path, "/v1/volunteers/%s",
              json_string_value(json_object_get(json_array_get(items, 0), "id")));
     ts_http_reply_free(&r);
-    r = s_req("GET", path, token, NULL);
+    r = ts_req(&s_suite, "GET", path, token, NULL);
     assert_int_equal(r.status, 200);
     return r;
 }
@@ -257,13 +233,13 @@ test_good_and_bad_rows(void **state)
              "{\"name\":\"老会员\",\"id_number\":\"%s\",\"phone\":\"13500000099\","
              "\"community\":\"" C1 "\"}",
              id[4]);
-    ts_http_reply_t r = s_req("POST", "/v1/volunteers", s_admin, body);
+    ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/volunteers", s_admin, body);
     assert_int_equal(r.status, 201);
     ts_http_reply_free(&r);
     long before = s_volunteers();
     const char *c1_events = "SELECT count(*) FROM registry.outbox WHERE type = "
                             "'linli.registry.volunteer.registered' AND area = '" C1 "'";
-    long events_before = s_sql_long(c1_events);
+    long events_before = ts_sql_long(s_db, c1_events);
     long announced_before = s_announced("'" C1 "'", NULL);
 
     //  A BOM, CRLF, columns in another order, quoting, blanks around values.
@@ -290,7 +266,7 @@ test_good_and_bad_rows(void **state)
              id[4]);
     char *job = s_submit(s_admin, csv, "");
     r = s_wait(s_admin, job);
-    assert_string_equal(s_str(&r, "status"), "done");
+    assert_string_equal(ts_json_str(&r, "status"), "done");
     assert_int_equal(s_int(&r, "total_rows"), 14);
     assert_int_equal(s_int(&r, "processed_rows"), 14);
     assert_int_equal(s_int(&r, "imported"), 4);
@@ -318,48 +294,48 @@ test_good_and_bad_rows(void **state)
 
     //  The good rows read back through the API, as imported.
     r = s_volunteer_by_phone(s_admin, "420102", "13500000001");
-    assert_string_equal(s_str(&r, "name"), "王芳");
-    assert_string_equal(s_str(&r, "community"), C1);
-    assert_string_equal(s_str(&r, "status"), "verified");
-    assert_string_equal(s_str(&r, "source"), "import");
-    assert_string_equal(s_str(&r, "political_status"), "party_member");
+    assert_string_equal(ts_json_str(&r, "name"), "王芳");
+    assert_string_equal(ts_json_str(&r, "community"), C1);
+    assert_string_equal(ts_json_str(&r, "status"), "verified");
+    assert_string_equal(ts_json_str(&r, "source"), "import");
+    assert_string_equal(ts_json_str(&r, "political_status"), "party_member");
     json_t *skills = json_object_get(r.json, "skills");
     assert_int_equal(json_array_size(skills), 2);
     assert_string_equal(json_string_value(json_array_get(skills, 0)), "elderly_care");
     assert_non_null(json_object_get(r.json, "verified_at"));
     char first_id[32];
-    snprintf(first_id, sizeof first_id, "%s", s_str(&r, "id"));
+    snprintf(first_id, sizeof first_id, "%s", ts_json_str(&r, "id"));
     ts_http_reply_free(&r);
     r = s_volunteer_by_phone(s_admin, "420102", "13500000002");
-    assert_string_equal(s_str(&r, "name"), "李,四");
-    assert_string_equal(s_str(&r, "status"), "pending");
+    assert_string_equal(ts_json_str(&r, "name"), "李,四");
+    assert_string_equal(ts_json_str(&r, "status"), "pending");
     ts_http_reply_free(&r);
     r = s_volunteer_by_phone(s_admin, "420102", "13500000003");
-    assert_string_equal(s_str(&r, "name"), "张\"三");
+    assert_string_equal(ts_json_str(&r, "name"), "张\"三");
     ts_http_reply_free(&r);
     r = s_volunteer_by_phone(s_admin, "420106", "13500000013");
-    assert_string_equal(s_str(&r, "community"), WUCHANG);
+    assert_string_equal(ts_json_str(&r, "community"), WUCHANG);
     ts_http_reply_free(&r);
 
     //  No password yet; announced in a volunteers.imported event, not one
     //  registered event each.
-    assert_int_equal(s_sql_long("SELECT count(*) FROM registry.accounts a JOIN "
-                                "registry.volunteers v USING (id) WHERE v.source = 'import' "
-                                "AND a.password_hash IS NULL AND a.kind = 'volunteer'"),
+    assert_int_equal(ts_sql_long(s_db, "SELECT count(*) FROM registry.accounts a JOIN "
+                                       "registry.volunteers v USING (id) WHERE v.source = 'import' "
+                                       "AND a.password_hash IS NULL AND a.kind = 'volunteer'"),
                      4);
-    assert_int_equal(s_sql_long(c1_events), events_before);
+    assert_int_equal(ts_sql_long(s_db, c1_events), events_before);
     long dups = -1;
     assert_int_equal(s_announced("'" C1 "'", &dups), announced_before + 2);
     assert_int_equal(dups, 0);
     char sql[256];
     //  The file is gone once the job is done.
     snprintf(sql, sizeof sql, "SELECT count(*) FROM registry.import_files WHERE job_id = %s", job);
-    assert_int_equal(s_sql_long(sql), 0);
+    assert_int_equal(ts_sql_long(s_db, sql), 0);
 
     //  The same file again: every row a duplicate, nothing new.
     char *again = s_submit(s_admin, csv, "");
     r = s_wait(s_admin, again);
-    assert_string_equal(s_str(&r, "status"), "done");
+    assert_string_equal(ts_json_str(&r, "status"), "done");
     assert_int_equal(s_int(&r, "imported"), 0);
     assert_int_equal(s_int(&r, "rejected"), 14);
     s_row_error(&r, 0, 2, "duplicate_id_number", "id_number");
@@ -382,11 +358,11 @@ s_expect_job_error(const char *csv, const char *code, int line)
     long before = s_volunteers();
     char *job = s_submit(s_admin, csv, "");
     ts_http_reply_t r = s_wait(s_admin, job);
-    assert_string_equal(s_str(&r, "status"), "failed");
-    if (strcmp(s_str(&r, "error_code"), code))
+    assert_string_equal(ts_json_str(&r, "status"), "failed");
+    if (strcmp(ts_json_str(&r, "error_code"), code))
         fprintf(stderr, "job error: %s\n", r.body);
-    assert_string_equal(s_str(&r, "error_code"), code);
-    assert_true(strlen(s_str(&r, "error")) > 10);
+    assert_string_equal(ts_json_str(&r, "error_code"), code);
+    assert_true(strlen(ts_json_str(&r, "error")) > 10);
     if (line)
         assert_int_equal(s_int(&r, "error_line"), line);
     assert_int_equal(s_int(&r, "imported"), 0);
@@ -435,13 +411,13 @@ test_malformed_files(void **state)
     //  The header alone: a job that imports nothing.
     char *job = s_submit(s_admin, "name,id_number,phone,community\r\n", "");
     ts_http_reply_t r = s_wait(s_admin, job);
-    assert_string_equal(s_str(&r, "status"), "done");
+    assert_string_equal(ts_json_str(&r, "status"), "done");
     assert_int_equal(s_int(&r, "total_rows"), 0);
     ts_http_reply_free(&r);
     free(job);
 
     //  No body at all.
-    r = s_req("POST", "/v1/imports/volunteers", s_admin, NULL);
+    r = ts_req(&s_suite, "POST", "/v1/imports/volunteers", s_admin, NULL);
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_code(&r), "missing_field");
     assert_string_equal(ts_error_field(&r), "csv");
@@ -463,7 +439,7 @@ test_dry_run(void **state)
     long before = s_volunteers();
     char *job = s_submit(s_admin, csv, "?dry_run=true");
     ts_http_reply_t r = s_wait(s_admin, job);
-    assert_string_equal(s_str(&r, "status"), "done");
+    assert_string_equal(ts_json_str(&r, "status"), "done");
     assert_true(json_is_true(json_object_get(r.json, "dry_run")));
     assert_int_equal(s_int(&r, "imported"), 1);
     assert_int_equal(s_int(&r, "rejected"), 1);
@@ -494,44 +470,44 @@ test_scope_and_access(void **state)
     //  A community worker imports into its own community only.
     char *job = s_submit(s_worker, csv, "");
     ts_http_reply_t r = s_wait(s_worker, job);
-    assert_string_equal(s_str(&r, "status"), "done");
+    assert_string_equal(ts_json_str(&r, "status"), "done");
     assert_int_equal(s_int(&r, "imported"), 1);
     assert_int_equal(s_int(&r, "rejected"), 1);
     s_row_error(&r, 0, 3, "out_of_scope", "community");
-    assert_true(strlen(s_str(&r, "created_by")) > 0);
+    assert_true(strlen(ts_json_str(&r, "created_by")) > 0);
     ts_http_reply_free(&r);
 
     //  The creator and city admins see the job; other staff get 404.
     char path[64];
     snprintf(path, sizeof path, "/v1/imports/%s", job);
-    r = s_req("GET", path, s_admin, NULL);
+    r = ts_req(&s_suite, "GET", path, s_admin, NULL);
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
-    r = s_req("GET", path, s_district, NULL);
+    r = ts_req(&s_suite, "GET", path, s_district, NULL);
     assert_int_equal(r.status, 404);
     assert_string_equal(ts_error_code(&r), "import_not_found");
     ts_http_reply_free(&r);
-    r = s_req("GET", path, NULL, NULL);
+    r = ts_req(&s_suite, "GET", path, NULL, NULL);
     assert_int_equal(r.status, 401);
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/imports/999999", s_admin, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/imports/999999", s_admin, NULL);
     assert_int_equal(r.status, 404);
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/imports/abc", s_admin, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/imports/abc", s_admin, NULL);
     assert_int_equal(r.status, 400);
     ts_http_reply_free(&r);
     free(job);
 
     //  A volunteer may not import.
-    r = s_req("POST", "/v1/volunteers", NULL,
-              "{\"name\":\"志愿者\",\"id_number\":\"11010519491231002X\","
-              "\"phone\":\"13500000049\",\"password\":\"volunteer-1\","
-              "\"community\":\"" C1 "\"}");
+    r = ts_req(&s_suite, "POST", "/v1/volunteers", NULL,
+               "{\"name\":\"志愿者\",\"id_number\":\"11010519491231002X\","
+               "\"phone\":\"13500000049\",\"password\":\"volunteer-1\","
+               "\"community\":\"" C1 "\"}");
     assert_int_equal(r.status, 201);
     ts_http_reply_free(&r);
     char *volunteer = ts_login(&s_suite, "13500000049", "volunteer-1");
     assert_non_null(volunteer);
-    r = s_req("POST", "/v1/imports/volunteers", volunteer, csv);
+    r = ts_req(&s_suite, "POST", "/v1/imports/volunteers", volunteer, csv);
     assert_int_equal(r.status, 403);
     ts_http_reply_free(&r);
     free(volunteer);
@@ -581,20 +557,21 @@ test_runner_killed(void **state)
     ts_kill(s_suite.registry[slot], SIGKILL);
     s_suite.registry[slot] = 0;
     ts_http_reply_t r = s_wait(s_admin, job);
-    assert_string_equal(s_str(&r, "status"), "done");
+    assert_string_equal(ts_json_str(&r, "status"), "done");
     assert_int_equal(s_int(&r, "imported"), 30000);
     assert_int_equal(s_int(&r, "rejected"), 0);
     ts_http_reply_free(&r);
     assert_int_equal(s_volunteers(), before + 30000);
     snprintf(sql, sizeof sql, "SELECT attempts FROM registry.import_jobs WHERE id = %s", job);
-    assert_int_equal(s_sql_long(sql), 2);
+    assert_int_equal(ts_sql_long(s_db, sql), 2);
     //  Every volunteer announced exactly once, however many runners began the job.
     long dups = -1;
-    assert_int_equal(s_sql_long("SELECT count(*) FROM registry.outbox WHERE area IN ('" C1 "', '" C2
-                                "') AND type = 'linli.registry.volunteer.registered'") +
-                         s_announced("'" C1 "', '" C2 "'", &dups),
-                     s_sql_long("SELECT count(*) FROM registry.volunteers WHERE community IN ('" C1
-                                "', '" C2 "')"));
+    assert_int_equal(
+        ts_sql_long(s_db, "SELECT count(*) FROM registry.outbox WHERE area IN ('" C1 "', '" C2
+                          "') AND type = 'linli.registry.volunteer.registered'") +
+            s_announced("'" C1 "', '" C2 "'", &dups),
+        ts_sql_long(s_db, "SELECT count(*) FROM registry.volunteers WHERE community IN ('" C1
+                          "', '" C2 "')"));
     assert_int_equal(dups, 0);
     free(job);
     free(csv);
@@ -636,7 +613,7 @@ test_cli_bulk(void **state)
              "{\"name\":\"已注册\",\"id_number\":\"%s\",\"phone\":\"13903049999\","
              "\"community\":\"" C2 "\"}",
              known);
-    ts_http_reply_t r = s_req("POST", "/v1/volunteers", s_admin, body);
+    ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/volunteers", s_admin, body);
     assert_int_equal(r.status, 201);
     ts_http_reply_free(&r);
 
@@ -695,8 +672,9 @@ test_cli_bulk(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 
     assert_int_equal(s_volunteers(), before + GOOD);
-    assert_int_equal(s_sql_long("SELECT imported * 1000 + rejected FROM registry.import_jobs "
-                                "WHERE kind = 'volunteers' ORDER BY id DESC LIMIT 1"),
+    assert_int_equal(ts_sql_long(s_db,
+                                 "SELECT imported * 1000 + rejected FROM registry.import_jobs "
+                                 "WHERE kind = 'volunteers' ORDER BY id DESC LIMIT 1"),
                      GOOD * 1000 + 2);
     char sql[300];
     snprintf(
@@ -720,12 +698,12 @@ test_cli_bulk(void **state)
              "{\"name\":\"又来\",\"id_number\":\"%s\",\"phone\":\"13903048888\","
              "\"community\":\"" C2 "\"}",
              idn);
-    r = s_req("POST", "/v1/volunteers", s_admin, body);
+    r = ts_req(&s_suite, "POST", "/v1/volunteers", s_admin, body);
     assert_int_equal(r.status, 409);
     ts_http_reply_free(&r);
     assert_int_equal(
-        s_sql_long("SELECT count(*) FROM registry.volunteers v JOIN registry.accounts a "
-                   "USING (id) WHERE a.name = '迁移7' AND v.status = 'verified'"),
+        ts_sql_long(s_db, "SELECT count(*) FROM registry.volunteers v JOIN registry.accounts a "
+                          "USING (id) WHERE a.name = '迁移7' AND v.status = 'verified'"),
         1);
 }
 

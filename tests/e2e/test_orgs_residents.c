@@ -40,31 +40,17 @@ static char *s_resident_token;
 
 // ---------------------------------------------------------------- helpers
 
-static ts_http_reply_t
-s_req(const char *method, const char *path, const char *token, const char *body)
-{
-    return ts_req(&s_suite, method, path, token, body);
-}
-
 //  The request's status; prints the reply when it is not the one expected.
 static long
 s_status(const char *method, const char *path, const char *token, const char *body, long want)
 {
-    ts_http_reply_t r = s_req(method, path, token, body);
+    ts_http_reply_t r = ts_req(&s_suite, method, path, token, body);
     long status = r.status;
     if (status != want)
         fprintf(stderr, "%s %s %s -> %ld (want %ld) %s\n", method, path, body ? body : "", status,
                 want, r.body ? r.body : "");
     ts_http_reply_free(&r);
     return status;
-}
-
-//  A string member of the reply's JSON, or "".
-static const char *
-s_str(const ts_http_reply_t *r, const char *key)
-{
-    const char *v = json_string_value(json_object_get(r->json, key));
-    return v ? v : "";
 }
 
 //  Sign a volunteer up (password "volunteer-1") and, unless pending, have
@@ -97,12 +83,12 @@ s_volunteer(const char *name, int seq, const char *phone, const char *community,
 static long
 s_create_org(const char *token, const char *body, char *id)
 {
-    ts_http_reply_t r = s_req("POST", "/v1/organizations", token, body);
+    ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/organizations", token, body);
     long status = r.status;
     if (status != 201 && status != 403)
         fprintf(stderr, "create org %s -> %ld %s\n", body, status, r.body ? r.body : "");
     if (id)
-        snprintf(id, 32, "%s", s_str(&r, "id"));
+        snprintf(id, 32, "%s", ts_json_str(&r, "id"));
     ts_http_reply_free(&r);
     return status;
 }
@@ -130,7 +116,7 @@ s_has_grant(const char *phone, const char *scope)
 {
     char *token = ts_login(&s_suite, phone, "volunteer-1");
     assert_non_null(token);
-    ts_http_reply_t r = s_req("GET", "/v1/me", token, NULL);
+    ts_http_reply_t r = ts_req(&s_suite, "GET", "/v1/me", token, NULL);
     assert_int_equal(r.status, 200);
     bool has = false;
     json_t *grants = json_object_get(r.json, "grants");
@@ -185,13 +171,13 @@ s_setup(void **state)
         return -1;
     //  A resident of C1 who may log in.
     ts_http_reply_t r =
-        s_req("POST", "/v1/residents", s_worker,
-              "{\"name\":\"孙奶奶\",\"community\":\"" C1 "\",\"address\":\"幸福路8号3栋201\","
-              "\"phone\":\"15900000001\",\"care_categories\":[\"elderly_alone\"],"
-              "\"consent\":true,\"birth_year\":1941,\"password\":\"resident-1\","
-              "\"family_contacts\":[{\"name\":\"孙明\",\"relation\":\"儿子\","
-              "\"phone\":\"15900000002\"}]}");
-    snprintf(s_resident, sizeof s_resident, "%s", s_str(&r, "id"));
+        ts_req(&s_suite, "POST", "/v1/residents", s_worker,
+               "{\"name\":\"孙奶奶\",\"community\":\"" C1 "\",\"address\":\"幸福路8号3栋201\","
+               "\"phone\":\"15900000001\",\"care_categories\":[\"elderly_alone\"],"
+               "\"consent\":true,\"birth_year\":1941,\"password\":\"resident-1\","
+               "\"family_contacts\":[{\"name\":\"孙明\",\"relation\":\"儿子\","
+               "\"phone\":\"15900000002\"}]}");
+    snprintf(s_resident, sizeof s_resident, "%s", ts_json_str(&r, "id"));
     long status = r.status;
     if (status != 201)
         fprintf(stderr, "resident: %ld %s\n", status, r.body ? r.body : "");
@@ -226,22 +212,22 @@ test_orgs_create_list_get(void **state)
     (void)state;
     char path[160], body[512];
     snprintf(path, sizeof path, "/v1/organizations/%s", s_org);
-    ts_http_reply_t r = s_req("GET", path, s_other_token, NULL);
+    ts_http_reply_t r = ts_req(&s_suite, "GET", path, s_other_token, NULL);
     assert_int_equal(r.status, 200);
-    assert_string_equal(s_str(&r, "name"), "江岸区志愿者协会");
-    assert_string_equal(s_str(&r, "type"), "organization");
-    assert_string_equal(s_str(&r, "area"), "420102");
-    assert_string_equal(s_str(&r, "status"), "active");
-    assert_string_equal(s_str(&r, "leader_id"), s_lead);
+    assert_string_equal(ts_json_str(&r, "name"), "江岸区志愿者协会");
+    assert_string_equal(ts_json_str(&r, "type"), "organization");
+    assert_string_equal(ts_json_str(&r, "area"), "420102");
+    assert_string_equal(ts_json_str(&r, "status"), "active");
+    assert_string_equal(ts_json_str(&r, "leader_id"), s_lead);
     assert_true(json_integer_value(json_object_get(r.json, "members")) >= 1);
     ts_http_reply_free(&r);
 
     snprintf(path, sizeof path, "/v1/organizations/%s", s_team);
-    r = s_req("GET", path, s_resident_token, NULL);
+    r = ts_req(&s_suite, "GET", path, s_resident_token, NULL);
     assert_int_equal(r.status, 200);
-    assert_string_equal(s_str(&r, "type"), "team");
-    assert_string_equal(s_str(&r, "parent_id"), s_org);
-    assert_string_equal(s_str(&r, "area"), C1);
+    assert_string_equal(ts_json_str(&r, "type"), "team");
+    assert_string_equal(ts_json_str(&r, "parent_id"), s_org);
+    assert_string_equal(ts_json_str(&r, "area"), C1);
     ts_http_reply_free(&r);
 
     assert_int_equal(s_status("GET", path, NULL, NULL, 401), 401);
@@ -249,8 +235,8 @@ test_orgs_create_list_get(void **state)
     assert_int_equal(s_status("GET", "/v1/organizations/abc", s_admin, NULL, 400), 400);
 
     //  Teams need an organisation; organisations have none.
-    r = s_req("POST", "/v1/organizations", s_admin,
-              "{\"name\":\"无主队\",\"area\":\"" C1 "\",\"type\":\"team\"}");
+    r = ts_req(&s_suite, "POST", "/v1/organizations", s_admin,
+               "{\"name\":\"无主队\",\"area\":\"" C1 "\",\"type\":\"team\"}");
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_field(&r), "parent_id");
     ts_http_reply_free(&r);
@@ -262,40 +248,42 @@ test_orgs_create_list_get(void **state)
     snprintf(body, sizeof body,
              "{\"name\":\"越界队\",\"area\":\"" FAR "\",\"type\":\"team\",\"parent_id\":\"%s\"}",
              s_org);
-    r = s_req("POST", "/v1/organizations", s_admin, body);
+    r = ts_req(&s_suite, "POST", "/v1/organizations", s_admin, body);
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "area_outside_parent");
     ts_http_reply_free(&r);
     snprintf(body, sizeof body,
              "{\"name\":\"队中队\",\"area\":\"" C1 "\",\"type\":\"team\",\"parent_id\":\"%s\"}",
              s_team);
-    r = s_req("POST", "/v1/organizations", s_admin, body);
+    r = ts_req(&s_suite, "POST", "/v1/organizations", s_admin, body);
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "bad_parent");
     ts_http_reply_free(&r);
     //  Areas: unknown, malformed; leaders: unverified, outside the area.
-    r = s_req("POST", "/v1/organizations", s_admin, "{\"name\":\"x\",\"area\":\"420102999\"}");
+    r = ts_req(&s_suite, "POST", "/v1/organizations", s_admin,
+               "{\"name\":\"x\",\"area\":\"420102999\"}");
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "unknown_area");
     ts_http_reply_free(&r);
-    r = s_req("POST", "/v1/organizations", s_admin, "{\"name\":\"x\",\"area\":\"42010\"}");
+    r = ts_req(&s_suite, "POST", "/v1/organizations", s_admin,
+               "{\"name\":\"x\",\"area\":\"42010\"}");
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_field(&r), "area");
     ts_http_reply_free(&r);
     snprintf(body, sizeof body, "{\"name\":\"x\",\"area\":\"420102\",\"leader_id\":\"%s\"}",
              s_pending);
-    r = s_req("POST", "/v1/organizations", s_admin, body);
+    r = ts_req(&s_suite, "POST", "/v1/organizations", s_admin, body);
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "volunteer_not_verified");
     ts_http_reply_free(&r);
     snprintf(body, sizeof body, "{\"name\":\"x\",\"area\":\"420102\",\"leader_id\":\"%s\"}", s_far);
-    r = s_req("POST", "/v1/organizations", s_admin, body);
+    r = ts_req(&s_suite, "POST", "/v1/organizations", s_admin, body);
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "leader_not_found");
     assert_string_equal(ts_error_field(&r), "leader_id");
     ts_http_reply_free(&r);
-    r = s_req("POST", "/v1/organizations", s_admin,
-              "{\"name\":\"x\",\"area\":\"420102\",\"type\":\"club\"}");
+    r = ts_req(&s_suite, "POST", "/v1/organizations", s_admin,
+               "{\"name\":\"x\",\"area\":\"420102\",\"type\":\"club\"}");
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_field(&r), "type");
     ts_http_reply_free(&r);
@@ -303,41 +291,41 @@ test_orgs_create_list_get(void **state)
     memset(name, 'n', 65);
     name[65] = '\0';
     snprintf(body, sizeof body, "{\"name\":\"%s\",\"area\":\"420102\"}", name);
-    r = s_req("POST", "/v1/organizations", s_admin, body);
+    r = ts_req(&s_suite, "POST", "/v1/organizations", s_admin, body);
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_code(&r), "too_long");
     ts_http_reply_free(&r);
 
     //  Lists: by subtree, type, parent; paged; public to anyone logged in.
-    r = s_req("GET", "/v1/organizations?area=420102", s_other_token, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/organizations?area=420102", s_other_token, NULL);
     assert_int_equal(r.status, 200);
     assert_true(s_items_have(&r, NULL, "id", s_org));
     assert_true(s_items_have(&r, NULL, "id", s_team));
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/organizations?area=420102&type=team", s_other_token, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/organizations?area=420102&type=team", s_other_token, NULL);
     assert_int_equal(r.status, 200);
     assert_false(s_items_have(&r, NULL, "id", s_org));
     assert_true(s_items_have(&r, NULL, "id", s_team));
     ts_http_reply_free(&r);
     snprintf(path, sizeof path, "/v1/organizations?parent_id=%s", s_org);
-    r = s_req("GET", path, s_other_token, NULL);
+    r = ts_req(&s_suite, "GET", path, s_other_token, NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "items")), 1);
     assert_true(s_items_have(&r, NULL, "id", s_team));
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/organizations?area=420106", s_admin, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/organizations?area=420106", s_admin, NULL);
     assert_int_equal(r.status, 200);
     assert_false(s_items_have(&r, NULL, "id", s_org));
     ts_http_reply_free(&r);
     //  Two pages of one, then the next cursor ends.
-    r = s_req("GET", "/v1/organizations?area=420102&limit=1", s_admin, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/organizations?area=420102&limit=1", s_admin, NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "items")), 1);
     const char *cursor = json_string_value(json_object_get(r.json, "next_cursor"));
     assert_non_null(cursor);
     snprintf(path, sizeof path, "/v1/organizations?area=420102&limit=1&cursor=%s", cursor);
     ts_http_reply_free(&r);
-    r = s_req("GET", path, s_admin, NULL);
+    r = ts_req(&s_suite, "GET", path, s_admin, NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "items")), 1);
     ts_http_reply_free(&r);
@@ -360,16 +348,16 @@ test_leader_grant(void **state)
     snprintf(path, sizeof path, "/v1/organizations/%s/members", s_org);
     snprintf(body, sizeof body, "{\"volunteer_id\":\"%s\"}", s_member);
     assert_int_equal(s_status("POST", path, s_other_token, body, 403), 403);
-    r = s_req("POST", path, s_lead_token, body);
+    r = ts_req(&s_suite, "POST", path, s_lead_token, body);
     assert_int_equal(r.status, 201);
-    assert_string_equal(s_str(&r, "volunteer_id"), s_member);
-    assert_string_equal(s_str(&r, "role"), "member");
-    assert_string_equal(s_str(&r, "name"), "李成员");
+    assert_string_equal(ts_json_str(&r, "volunteer_id"), s_member);
+    assert_string_equal(ts_json_str(&r, "role"), "member");
+    assert_string_equal(ts_json_str(&r, "name"), "李成员");
     ts_http_reply_free(&r);
     assert_int_equal(s_status("POST", path, s_lead_token, body, 409), 409);
     //  The leader may not add a volunteer outside the area: as if unknown.
     snprintf(body, sizeof body, "{\"volunteer_id\":\"%s\"}", s_far);
-    r = s_req("POST", path, s_lead_token, body);
+    r = ts_req(&s_suite, "POST", path, s_lead_token, body);
     assert_int_equal(r.status, 404);
     assert_string_equal(ts_error_code(&r), "volunteer_not_found");
     ts_http_reply_free(&r);
@@ -382,7 +370,7 @@ test_leader_grant(void **state)
 
     //  The member list: leader yes, members yes, others no.
     snprintf(path, sizeof path, "/v1/organizations/%s/members", s_org);
-    r = s_req("GET", path, s_lead_token, NULL);
+    r = ts_req(&s_suite, "GET", path, s_lead_token, NULL);
     assert_int_equal(r.status, 200);
     assert_true(s_items_have(&r, NULL, "volunteer_id", s_lead));
     assert_true(s_items_have(&r, NULL, "volunteer_id", s_member));
@@ -398,7 +386,7 @@ test_leader_grant(void **state)
     assert_int_equal(s_status("DELETE", path, s_lead_token, NULL, 200), 200);
     assert_int_equal(s_status("DELETE", path, s_lead_token, NULL, 404), 404);
     snprintf(path, sizeof path, "/v1/organizations/%s/members/%s", s_org, s_lead);
-    r = s_req("DELETE", path, s_lead_token, NULL);
+    r = ts_req(&s_suite, "DELETE", path, s_lead_token, NULL);
     assert_int_equal(r.status, 409);
     assert_string_equal(ts_error_code(&r), "leader_cannot_leave");
     ts_http_reply_free(&r);
@@ -416,9 +404,9 @@ test_leader_grant(void **state)
     assert_non_null(old_leader);
     snprintf(path, sizeof path, "/v1/organizations/%s", org);
     snprintf(body, sizeof body, "{\"leader_id\":\"%s\"}", s_member);
-    r = s_req("PATCH", path, s_street, body);
+    r = ts_req(&s_suite, "PATCH", path, s_street, body);
     assert_int_equal(r.status, 200);
-    assert_string_equal(s_str(&r, "leader_id"), s_member);
+    assert_string_equal(ts_json_str(&r, "leader_id"), s_member);
     assert_int_equal(json_integer_value(json_object_get(r.json, "members")), 2);
     ts_http_reply_free(&r);
     snprintf(path, sizeof path, "/v1/organizations/%s/members", org);
@@ -429,7 +417,7 @@ test_leader_grant(void **state)
     member = ts_login(&s_suite, "15100000002", "volunteer-1");
     assert_int_equal(s_status("POST", path, member, body, 201), 201);
     //  The old leader is a plain member now.
-    r = s_req("GET", path, member, NULL);
+    r = ts_req(&s_suite, "GET", path, member, NULL);
     assert_int_equal(r.status, 200);
     json_t *items = json_object_get(r.json, "items");
     for (size_t i = 0; i < json_array_size(items); i++) {
@@ -465,24 +453,24 @@ test_join_leave_dissolve(void **state)
 
     //  A verified volunteer of the area joins itself (no volunteer_id: the caller).
     snprintf(path, sizeof path, "/v1/organizations/%s/members", s_team);
-    ts_http_reply_t r = s_req("POST", path, member, "{}");
+    ts_http_reply_t r = ts_req(&s_suite, "POST", path, member, "{}");
     assert_int_equal(r.status, 201);
-    assert_string_equal(s_str(&r, "volunteer_id"), s_member);
+    assert_string_equal(ts_json_str(&r, "volunteer_id"), s_member);
     ts_http_reply_free(&r);
-    r = s_req("POST", path, member, "{}");
+    r = ts_req(&s_suite, "POST", path, member, "{}");
     assert_int_equal(r.status, 409);
     assert_string_equal(ts_error_code(&r), "already_member");
     ts_http_reply_free(&r);
-    r = s_req("POST", path, pending, "{}");
+    r = ts_req(&s_suite, "POST", path, pending, "{}");
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "volunteer_not_verified");
     ts_http_reply_free(&r);
-    r = s_req("POST", path, far, "{}");
+    r = ts_req(&s_suite, "POST", path, far, "{}");
     assert_int_equal(r.status, 403);
     assert_string_equal(ts_error_code(&r), "out_of_area");
     ts_http_reply_free(&r);
     //  Staff and residents are no volunteers.
-    r = s_req("POST", path, s_resident_token, "{}");
+    r = ts_req(&s_suite, "POST", path, s_resident_token, "{}");
     assert_int_equal(r.status, 403);
     ts_http_reply_free(&r);
     //  Staff add a volunteer of the area, not one from elsewhere.
@@ -493,7 +481,7 @@ test_join_leave_dissolve(void **state)
 
     //  A volunteer's organisations: itself and covering staff; others 404.
     snprintf(path, sizeof path, "/v1/volunteers/%s/organizations", s_member);
-    r = s_req("GET", path, member, NULL);
+    r = ts_req(&s_suite, "GET", path, member, NULL);
     assert_int_equal(r.status, 200);
     assert_true(s_items_have(&r, "organization", "id", s_team));
     json_t *items = json_object_get(r.json, "items");
@@ -516,17 +504,17 @@ test_join_leave_dissolve(void **state)
     snprintf(path, sizeof path, "/v1/organizations/%s/members/%s", s_team, s_member);
     assert_int_equal(s_status("DELETE", path, member, NULL, 200), 200);
     snprintf(path, sizeof path, "/v1/volunteers/%s/organizations", s_member);
-    r = s_req("GET", path, member, NULL);
+    r = ts_req(&s_suite, "GET", path, member, NULL);
     assert_int_equal(r.status, 200);
     assert_false(s_items_have(&r, "organization", "id", s_team));
     ts_http_reply_free(&r);
 
     //  Dissolution: teams first; a dissolved team takes no one, leaves the lists.
     snprintf(path, sizeof path, "/v1/organizations/%s", s_org);
-    r = s_req("DELETE", path, s_wuchang, NULL);
+    r = ts_req(&s_suite, "DELETE", path, s_wuchang, NULL);
     assert_int_equal(r.status, 403);
     ts_http_reply_free(&r);
-    r = s_req("DELETE", path, s_jiangan, NULL);
+    r = ts_req(&s_suite, "DELETE", path, s_jiangan, NULL);
     assert_int_equal(r.status, 409);
     assert_string_equal(ts_error_code(&r), "has_active_teams");
     ts_http_reply_free(&r);
@@ -536,17 +524,17 @@ test_join_leave_dissolve(void **state)
              s_org);
     assert_int_equal(s_create_org(s_street, body, team), 201);
     snprintf(path, sizeof path, "/v1/organizations/%s", team);
-    r = s_req("DELETE", path, s_street, NULL);
+    r = ts_req(&s_suite, "DELETE", path, s_street, NULL);
     assert_int_equal(r.status, 200);
-    assert_string_equal(s_str(&r, "status"), "dissolved");
+    assert_string_equal(ts_json_str(&r, "status"), "dissolved");
     ts_http_reply_free(&r);
-    r = s_req("DELETE", path, s_street, NULL);
+    r = ts_req(&s_suite, "DELETE", path, s_street, NULL);
     assert_int_equal(r.status, 409);
     assert_string_equal(ts_error_code(&r), "organization_dissolved");
     ts_http_reply_free(&r);
     assert_int_equal(s_status("PATCH", path, s_street, "{\"name\":\"y\"}", 409), 409);
     snprintf(path, sizeof path, "/v1/organizations/%s/members", team);
-    r = s_req("POST", path, s_other_token, "{}");
+    r = ts_req(&s_suite, "POST", path, s_other_token, "{}");
     assert_int_equal(r.status, 409);
     assert_string_equal(ts_error_code(&r), "organization_dissolved");
     ts_http_reply_free(&r);
@@ -560,10 +548,10 @@ test_join_leave_dissolve(void **state)
     snprintf(path, sizeof path, "/v1/organizations/%s", led);
     assert_int_equal(s_status("DELETE", path, s_street, NULL, 200), 200);
     assert_false(s_has_grant("15100000003", scope));
-    r = s_req("GET", "/v1/organizations?area=420102001", s_admin, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/organizations?area=420102001", s_admin, NULL);
     assert_false(s_items_have(&r, NULL, "id", team));
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/organizations?area=420102001&status=dissolved", s_admin, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/organizations?area=420102001&status=dissolved", s_admin, NULL);
     assert_true(s_items_have(&r, NULL, "id", team));
     ts_http_reply_free(&r);
     free(member);
@@ -601,96 +589,96 @@ test_residents(void **state)
     (void)state;
     char path[160];
     //  Consent is required; categories are a closed list.
-    ts_http_reply_t r =
-        s_req("POST", "/v1/residents", s_worker, "{\"name\":\"周爷爷\",\"community\":\"" C1 "\"}");
+    ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/residents", s_worker,
+                               "{\"name\":\"周爷爷\",\"community\":\"" C1 "\"}");
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "consent_required");
     ts_http_reply_free(&r);
-    r = s_req("POST", "/v1/residents", s_worker,
-              "{\"name\":\"周爷爷\",\"community\":\"" C1 "\",\"consent\":false}");
+    r = ts_req(&s_suite, "POST", "/v1/residents", s_worker,
+               "{\"name\":\"周爷爷\",\"community\":\"" C1 "\",\"consent\":false}");
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "consent_required");
     ts_http_reply_free(&r);
-    r = s_req("POST", "/v1/residents", s_worker,
-              "{\"name\":\"周爷爷\",\"community\":\"" C1 "\",\"consent\":true,"
-              "\"care_categories\":[\"elderly_alone\",\"rich\"]}");
+    r = ts_req(&s_suite, "POST", "/v1/residents", s_worker,
+               "{\"name\":\"周爷爷\",\"community\":\"" C1 "\",\"consent\":true,"
+               "\"care_categories\":[\"elderly_alone\",\"rich\"]}");
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_code(&r), "invalid_value");
     assert_non_null(strstr(ts_error_field(&r), "care_categories"));
     ts_http_reply_free(&r);
     //  A password needs a phone; phones are checked, family phones too.
-    r = s_req("POST", "/v1/residents", s_worker,
-              "{\"name\":\"周爷爷\",\"community\":\"" C1 "\",\"consent\":true,"
-              "\"password\":\"resident-2\"}");
+    r = ts_req(&s_suite, "POST", "/v1/residents", s_worker,
+               "{\"name\":\"周爷爷\",\"community\":\"" C1 "\",\"consent\":true,"
+               "\"password\":\"resident-2\"}");
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "phone_required");
     ts_http_reply_free(&r);
-    r = s_req("POST", "/v1/residents", s_worker,
-              "{\"name\":\"周爷爷\",\"community\":\"" C1 "\",\"consent\":true,"
-              "\"family_contacts\":[{\"name\":\"周一\",\"phone\":\"12345\"}]}");
+    r = ts_req(&s_suite, "POST", "/v1/residents", s_worker,
+               "{\"name\":\"周爷爷\",\"community\":\"" C1 "\",\"consent\":true,"
+               "\"family_contacts\":[{\"name\":\"周一\",\"phone\":\"12345\"}]}");
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_field(&r), "family_contacts[0].phone");
     ts_http_reply_free(&r);
     //  Communities only, and only the caller's.
-    r = s_req("POST", "/v1/residents", s_worker,
-              "{\"name\":\"周爷爷\",\"community\":\"420102001\",\"consent\":true}");
+    r = ts_req(&s_suite, "POST", "/v1/residents", s_worker,
+               "{\"name\":\"周爷爷\",\"community\":\"420102001\",\"consent\":true}");
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_field(&r), "community");
     ts_http_reply_free(&r);
-    r = s_req("POST", "/v1/residents", s_worker,
-              "{\"name\":\"周爷爷\",\"community\":\"" C2 "\",\"consent\":true}");
+    r = ts_req(&s_suite, "POST", "/v1/residents", s_worker,
+               "{\"name\":\"周爷爷\",\"community\":\"" C2 "\",\"consent\":true}");
     assert_int_equal(r.status, 403);
     assert_string_equal(ts_error_code(&r), "out_of_scope");
     ts_http_reply_free(&r);
-    r = s_req("POST", "/v1/residents", s_jiangan,
-              "{\"name\":\"周爷爷\",\"community\":\"420102999999\",\"consent\":true}");
+    r = ts_req(&s_suite, "POST", "/v1/residents", s_jiangan,
+               "{\"name\":\"周爷爷\",\"community\":\"420102999999\",\"consent\":true}");
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "unknown_community");
     ts_http_reply_free(&r);
     //  The phone of an existing account cannot log in twice.
-    r = s_req("POST", "/v1/residents", s_worker,
-              "{\"name\":\"周爷爷\",\"community\":\"" C1 "\",\"consent\":true,"
-              "\"phone\":\"15100000001\",\"password\":\"resident-2\"}");
+    r = ts_req(&s_suite, "POST", "/v1/residents", s_worker,
+               "{\"name\":\"周爷爷\",\"community\":\"" C1 "\",\"consent\":true,"
+               "\"phone\":\"15100000001\",\"password\":\"resident-2\"}");
     assert_int_equal(r.status, 409);
     assert_string_equal(ts_error_code(&r), "phone_taken");
     ts_http_reply_free(&r);
 
     //  The resident itself: everything whole; it logs in as kind resident.
     snprintf(path, sizeof path, "/v1/residents/%s", s_resident);
-    r = s_req("GET", path, s_resident_token, NULL);
+    r = ts_req(&s_suite, "GET", path, s_resident_token, NULL);
     assert_int_equal(r.status, 200);
-    assert_string_equal(s_str(&r, "phone"), "15900000001");
-    assert_string_equal(s_str(&r, "address"), "幸福路8号3栋201");
-    assert_string_equal(s_str(&r, "community"), C1);
+    assert_string_equal(ts_json_str(&r, "phone"), "15900000001");
+    assert_string_equal(ts_json_str(&r, "address"), "幸福路8号3栋201");
+    assert_string_equal(ts_json_str(&r, "community"), C1);
     assert_true(json_is_true(json_object_get(r.json, "consent")));
     json_t *fc = json_array_get(json_object_get(r.json, "family_contacts"), 0);
     assert_string_equal(json_string_value(json_object_get(fc, "name")), "孙明");
     assert_string_equal(json_string_value(json_object_get(fc, "phone")), "15900000002");
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/me", s_resident_token, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/me", s_resident_token, NULL);
     assert_int_equal(r.status, 200);
-    assert_string_equal(s_str(&r, "kind"), "resident");
-    assert_string_equal(s_str(&r, "phone"), "15900000001");
+    assert_string_equal(ts_json_str(&r, "kind"), "resident");
+    assert_string_equal(ts_json_str(&r, "phone"), "15900000001");
     ts_http_reply_free(&r);
     //  Covering staff whole; another district's admin and volunteers: 404.
-    r = s_req("GET", path, s_street, NULL);
+    r = ts_req(&s_suite, "GET", path, s_street, NULL);
     assert_int_equal(r.status, 200);
-    assert_string_equal(s_str(&r, "phone"), "15900000001");
+    assert_string_equal(ts_json_str(&r, "phone"), "15900000001");
     ts_http_reply_free(&r);
-    r = s_req("GET", path, s_wuchang, NULL);
+    r = ts_req(&s_suite, "GET", path, s_wuchang, NULL);
     assert_int_equal(r.status, 404);
     assert_string_equal(ts_error_code(&r), "resident_not_found");
     ts_http_reply_free(&r);
     assert_int_equal(s_status("GET", path, s_lead_token, NULL, 404), 404);
     assert_int_equal(s_status("GET", "/v1/residents/99999999", s_admin, NULL, 404), 404);
     //  Another resident is not visible to this one.
-    r = s_req("POST", "/v1/residents", s_worker,
-              "{\"name\":\"吴小宝\",\"community\":\"" C1 "\",\"consent\":true,"
-              "\"care_categories\":[\"child_left_behind\"],\"birth_year\":2015,"
-              "\"phone\":\"15900000003\"}");
+    r = ts_req(&s_suite, "POST", "/v1/residents", s_worker,
+               "{\"name\":\"吴小宝\",\"community\":\"" C1 "\",\"consent\":true,"
+               "\"care_categories\":[\"child_left_behind\"],\"birth_year\":2015,"
+               "\"phone\":\"15900000003\"}");
     assert_int_equal(r.status, 201);
     char child[32];
-    snprintf(child, sizeof child, "%s", s_str(&r, "id"));
+    snprintf(child, sizeof child, "%s", ts_json_str(&r, "id"));
     assert_null(json_object_get(r.json, "account_id"));
     ts_http_reply_free(&r);
     snprintf(path, sizeof path, "/v1/residents/%s", child);
@@ -702,23 +690,23 @@ test_residents(void **state)
 
     //  PATCH: categories replace, address changes; the login phone follows.
     snprintf(path, sizeof path, "/v1/residents/%s", s_resident);
-    r = s_req("PATCH", path, s_worker,
-              "{\"care_categories\":[\"elderly_alone\",\"disabled\"],\"address\":\"幸福路9号\","
-              "\"phone\":\"15900000009\"}");
+    r = ts_req(&s_suite, "PATCH", path, s_worker,
+               "{\"care_categories\":[\"elderly_alone\",\"disabled\"],\"address\":\"幸福路9号\","
+               "\"phone\":\"15900000009\"}");
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "care_categories")), 2);
-    assert_string_equal(s_str(&r, "address"), "幸福路9号");
-    assert_string_equal(s_str(&r, "phone"), "15900000009");
-    assert_string_equal(s_str(&r, "name"), "孙奶奶"); //  untouched
+    assert_string_equal(ts_json_str(&r, "address"), "幸福路9号");
+    assert_string_equal(ts_json_str(&r, "phone"), "15900000009");
+    assert_string_equal(ts_json_str(&r, "name"), "孙奶奶"); //  untouched
     ts_http_reply_free(&r);
     char *again = ts_login(&s_suite, "15900000009", "resident-1");
     assert_non_null(again);
     free(again);
-    r = s_req("PATCH", path, s_worker, "{\"phone\":\"" TS_ADMIN_PHONE "\"}");
+    r = ts_req(&s_suite, "PATCH", path, s_worker, "{\"phone\":\"" TS_ADMIN_PHONE "\"}");
     assert_int_equal(r.status, 409);
     assert_string_equal(ts_error_code(&r), "phone_taken");
     ts_http_reply_free(&r);
-    r = s_req("PATCH", path, s_worker, "{\"phone\":\"\"}");
+    r = ts_req(&s_suite, "PATCH", path, s_worker, "{\"phone\":\"\"}");
     assert_int_equal(r.status, 422);
     assert_string_equal(ts_error_code(&r), "phone_required");
     ts_http_reply_free(&r);
@@ -726,26 +714,27 @@ test_residents(void **state)
     assert_int_equal(s_status("PATCH", path, s_worker, "{\"community\":\"" C2 "\"}", 403), 403);
     assert_int_equal(s_status("PATCH", path, s_wuchang, "{\"birth_year\":1942}", 404), 404);
     snprintf(path, sizeof path, "/v1/residents/%s", child);
-    r = s_req("PATCH", path, s_street, "{\"community\":\"" C2 "\",\"clear_care_categories\":true}");
+    r = ts_req(&s_suite, "PATCH", path, s_street,
+               "{\"community\":\"" C2 "\",\"clear_care_categories\":true}");
     assert_int_equal(r.status, 200);
-    assert_string_equal(s_str(&r, "community"), C2);
+    assert_string_equal(ts_json_str(&r, "community"), C2);
     assert_int_equal(json_array_size(json_object_get(r.json, "care_categories")), 0);
     ts_http_reply_free(&r);
     //  …now outside the worker's community: 404 to it.
     assert_int_equal(s_status("GET", path, s_worker, NULL, 404), 404);
 
     //  Lists: staff of the area, by category, without addresses.
-    r = s_req("GET", "/v1/residents?area=" C1 "&category=disabled", s_worker, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/residents?area=" C1 "&category=disabled", s_worker, NULL);
     assert_int_equal(r.status, 200);
     assert_true(s_items_have(&r, NULL, "id", s_resident));
     json_t *item = json_array_get(json_object_get(r.json, "items"), 0);
     assert_null(json_object_get(item, "address"));
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/residents?area=" C1 "&category=low_income", s_worker, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/residents?area=" C1 "&category=low_income", s_worker, NULL);
     assert_int_equal(r.status, 200);
     assert_false(s_items_have(&r, NULL, "id", s_resident));
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/residents", s_worker, NULL); //  default: the caller's area
+    r = ts_req(&s_suite, "GET", "/v1/residents", s_worker, NULL); //  default: the caller's area
     assert_int_equal(r.status, 200);
     assert_true(s_items_have(&r, NULL, "id", s_resident));
     assert_false(s_items_have(&r, NULL, "id", child));
@@ -869,7 +858,7 @@ test_scope_matrix(void **state)
         else
             snprintf(path, sizeof path, "%s", k->path);
         for (int a = 0; a < A_COUNT; a++) {
-            ts_http_reply_t r = s_req(k->method, path, tokens[a], k->body);
+            ts_http_reply_t r = ts_req(&s_suite, k->method, path, tokens[a], k->body);
             if (r.status != k->want[a]) {
                 fprintf(stderr, "matrix: %s as %s: %ld, want %ld (%s)\n", k->what, s_actor_names[a],
                         r.status, k->want[a], r.body ? r.body : "");

@@ -23,22 +23,6 @@ static char *s_worker_other; //  community worker of C2
 static char *s_volunteer;    //  a volunteer of C1 (self sign-up)
 static PGconn *s_db;
 
-static ts_http_reply_t
-s_req(const char *method, const char *path, const char *token, const char *body)
-{
-    return ts_req(&s_suite, method, path, token, body);
-}
-
-static long
-s_sql_long(const char *sql)
-{
-    PGresult *res = PQexec(s_db, sql);
-    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
-    long v = atol(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return v;
-}
-
 //  Import one volunteer of C1 with this phone (seq makes its ID number);
 //  its account id into id.
 static void
@@ -47,13 +31,13 @@ s_import(const char *phone, int seq, char *id, size_t cap)
     char idn[19], csv[256], path[64];
     ts_id_number("420102", "19560606", seq, idn);
     snprintf(csv, sizeof csv, "name,id_number,phone,community\n导入,%s,%s," C1 "\n", idn, phone);
-    ts_http_reply_t r = s_req("POST", "/v1/imports/volunteers", s_admin, csv);
+    ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/imports/volunteers", s_admin, csv);
     assert_int_equal(r.status, 202);
     snprintf(path, sizeof path, "/v1/imports/%s", json_string_value(json_object_get(r.json, "id")));
     ts_http_reply_free(&r);
     bool done = false;
     for (int64_t until = ts_mono_ms() + 20000; !done && ts_mono_ms() < until; ts_sleep_ms(50)) {
-        r = s_req("GET", path, s_admin, NULL);
+        r = ts_req(&s_suite, "GET", path, s_admin, NULL);
         const char *status = json_string_value(json_object_get(r.json, "status"));
         done = status && !strcmp(status, "done");
         if (done)
@@ -65,7 +49,7 @@ s_import(const char *phone, int seq, char *id, size_t cap)
     snprintf(sql, sizeof sql,
              "SELECT a.id FROM registry.accounts a JOIN registry.volunteers v USING (id) "
              "WHERE v.id_number_hash IS NOT NULL AND a.name = '导入' ORDER BY a.id DESC LIMIT 1");
-    snprintf(id, cap, "%ld", s_sql_long(sql));
+    snprintf(id, cap, "%ld", ts_sql_long(s_db, sql));
 }
 
 //  POST /v1/volunteers/{id}/password-code as token: the reply.
@@ -74,17 +58,7 @@ s_issue(const char *id, const char *token)
 {
     char path[96];
     snprintf(path, sizeof path, "/v1/volunteers/%s/password-code", id);
-    return s_req("POST", path, token, NULL);
-}
-
-//  POST /v1/auth/password: the reply.
-static ts_http_reply_t
-s_set(const char *phone, const char *code, const char *password)
-{
-    char body[256];
-    snprintf(body, sizeof body, "{\"phone\":\"%s\",\"code\":\"%s\",\"password\":\"%s\"}", phone,
-             code, password);
-    return s_req("POST", "/v1/auth/password", NULL, body);
+    return ts_req(&s_suite, "POST", path, token, NULL);
 }
 
 //  A code for id issued by the C1 worker, into code (9 bytes).
@@ -173,7 +147,7 @@ test_imported_volunteer_sets_password(void **state)
              "SELECT count(*) FROM registry.password_codes WHERE account_id = %s "
              "AND code_hash <> '%s' AND strpos(code_hash, '%s') = 0",
              id, code, code);
-    assert_int_equal(s_sql_long(sql), 1);
+    assert_int_equal(ts_sql_long(s_db, sql), 1);
     char subject[48];
     snprintf(subject, sizeof subject, "account/%s", id);
     const char *needles[] = {code, phone, NULL};
@@ -183,26 +157,26 @@ test_imported_volunteer_sets_password(void **state)
                      1);
 
     //  Bad input: named fields.
-    r = s_set(phone, "12ab5678", "new-password-1");
+    r = ts_set_password(&s_suite, phone, "12ab5678", "new-password-1");
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_field(&r), "code");
     ts_http_reply_free(&r);
-    r = s_set(phone, code, "short");
+    r = ts_set_password(&s_suite, phone, code, "short");
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_field(&r), "password");
     ts_http_reply_free(&r);
-    r = s_set("12345", code, "new-password-1");
+    r = ts_set_password(&s_suite, "12345", code, "new-password-1");
     assert_int_equal(r.status, 400);
     ts_http_reply_free(&r);
 
     //  The right code sets the password and logs in; once.
-    r = s_set(phone, code, "new-password-1");
+    r = ts_set_password(&s_suite, phone, code, "new-password-1");
     assert_int_equal(r.status, 200);
     const char *token = json_string_value(json_object_get(r.json, "token"));
     assert_non_null(token);
     char *mine = strdup(token);
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/me", mine, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/me", mine, NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "id")), id);
     ts_http_reply_free(&r);
@@ -210,7 +184,7 @@ test_imported_volunteer_sets_password(void **state)
     char *again = ts_login(&s_suite, phone, "new-password-1");
     assert_non_null(again);
     free(again);
-    r = s_set(phone, code, "other-password-2");
+    r = ts_set_password(&s_suite, phone, code, "other-password-2");
     assert_int_equal(r.status, 401);
     assert_string_equal(ts_error_code(&r), "bad_code");
     ts_http_reply_free(&r);
@@ -222,19 +196,19 @@ test_imported_volunteer_sets_password(void **state)
     //  sessions opened with the old one.
     char *old = ts_login(&s_suite, phone, "new-password-1");
     assert_non_null(old);
-    r = s_req("GET", "/v1/me", old, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/me", old, NULL);
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
     s_code(id, code);
     ts_sleep_ms(1100); //  the failed reuse above counted against the phone
-    r = s_set(phone, code, "third-password-3");
+    r = ts_set_password(&s_suite, phone, code, "third-password-3");
     assert_int_equal(r.status, 200);
     char *fresh = strdup(json_string_value(json_object_get(r.json, "token")));
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/me", old, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/me", old, NULL);
     assert_int_equal(r.status, 401);
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/me", fresh, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/me", fresh, NULL);
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
     free(old);
@@ -257,21 +231,21 @@ test_wrong_tries_expiry_and_unknown_phone(void **state)
 
     //  Three wrong tries kill the code (and the phone waits the window out).
     for (int i = 0; i < 3; i++) {
-        ts_http_reply_t r = s_set(phone, wrong, "new-password-1");
+        ts_http_reply_t r = ts_set_password(&s_suite, phone, wrong, "new-password-1");
         assert_int_equal(r.status, 401);
         assert_string_equal(ts_error_code(&r), "bad_code");
         ts_http_reply_free(&r);
     }
-    ts_http_reply_t r = s_set(phone, code, "new-password-1");
+    ts_http_reply_t r = ts_set_password(&s_suite, phone, code, "new-password-1");
     assert_int_equal(r.status, 429);
     assert_string_equal(ts_error_code(&r), "too_many_attempts");
     ts_http_reply_free(&r);
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM registry.password_codes WHERE account_id = %s",
              id);
-    assert_int_equal(s_sql_long(sql), 0);
+    assert_int_equal(ts_sql_long(s_db, sql), 0);
     ts_sleep_ms(1100);
-    r = s_set(phone, code, "new-password-1");
+    r = ts_set_password(&s_suite, phone, code, "new-password-1");
     assert_int_equal(r.status, 401);
     ts_http_reply_free(&r);
 
@@ -283,13 +257,13 @@ test_wrong_tries_expiry_and_unknown_phone(void **state)
              id);
     PQclear(PQexec(s_db, sql));
     ts_sleep_ms(1100);
-    r = s_set(phone, code, "new-password-1");
+    r = ts_set_password(&s_suite, phone, code, "new-password-1");
     assert_int_equal(r.status, 401);
     assert_string_equal(ts_error_code(&r), "bad_code");
     ts_http_reply_free(&r);
 
     //  A phone with no account: the same answer.
-    r = s_set("13611119999", code, "new-password-1");
+    r = ts_set_password(&s_suite, "13611119999", code, "new-password-1");
     assert_int_equal(r.status, 401);
     assert_string_equal(ts_error_code(&r), "bad_code");
     ts_http_reply_free(&r);
@@ -308,7 +282,7 @@ test_disabled_account_and_grants(void **state)
     s_code(id, code);
     snprintf(sql, sizeof sql, "UPDATE registry.accounts SET status = 'disabled' WHERE id = %s", id);
     PQclear(PQexec(s_db, sql));
-    ts_http_reply_t r = s_set(phone, code, "new-password-1");
+    ts_http_reply_t r = ts_set_password(&s_suite, phone, code, "new-password-1");
     assert_int_equal(r.status, 403);
     assert_string_equal(ts_error_code(&r), "account_disabled");
     ts_http_reply_free(&r);
@@ -316,7 +290,7 @@ test_disabled_account_and_grants(void **state)
              "SELECT count(*) FROM registry.accounts a JOIN registry.password_codes c "
              "ON c.account_id = a.id WHERE a.id = %s AND a.password_hash IS NULL",
              id);
-    assert_int_equal(s_sql_long(sql), 1);
+    assert_int_equal(ts_sql_long(s_db, sql), 1);
     r = s_issue(id, s_worker);
     assert_int_equal(r.status, 409);
     ts_http_reply_free(&r);
@@ -336,7 +310,7 @@ test_disabled_account_and_grants(void **state)
     assert_int_equal(r.status, 201);
     snprintf(code, sizeof code, "%s", json_string_value(json_object_get(r.json, "code")));
     ts_http_reply_free(&r);
-    r = s_set(phone, code, "leader-password-1");
+    r = ts_set_password(&s_suite, phone, code, "leader-password-1");
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
 }

@@ -21,36 +21,6 @@ static ts_suite_t s_suite;
 static char *s_admin; //  the city admin's token
 static redisContext *s_redis;
 
-//  GET /v1/me as token: the status.
-static long
-s_me(const char *token)
-{
-    ts_http_reply_t r = ts_req(&s_suite, "GET", "/v1/me", token, NULL);
-    long status = r.status;
-    ts_http_reply_free(&r);
-    return status;
-}
-
-//  A counter of the gateway's /metrics: the line starting with name.
-static long
-s_metric(const char *name)
-{
-    ts_http_reply_t r = ts_req(&s_suite, "GET", "/metrics", NULL, NULL);
-    assert_int_equal(r.status, 200);
-    const char *line = strstr(r.body, name);
-    assert_non_null(line);
-    long v = atol(line + strlen(name));
-    ts_http_reply_free(&r);
-    return v;
-}
-
-//  The gateway's count of look-ups answered from its cache.
-static long
-s_cache_hits(void)
-{
-    return s_metric("linli_session_lookups_total{from=\"cache\"} ");
-}
-
 //  The Redis key of token's session.
 static void
 s_key(const char *token, char *key, size_t cap)
@@ -69,31 +39,16 @@ s_login(void)
     return token;
 }
 
-//  Wait (5 s at most) until the gateway is subscribed again, which shows as
-//  a session being answered from its cache.
-static void
-s_wait_cache(const char *token)
-{
-    for (int64_t until = ts_mono_ms() + 5000; ts_mono_ms() < until; ts_sleep_ms(50)) {
-        long before = s_cache_hits();
-        assert_int_equal(s_me(token), 200);
-        assert_int_equal(s_me(token), 200);
-        if (s_cache_hits() > before)
-            return;
-    }
-    fail_msg("the gateway never answered a session from its cache");
-}
-
 static void
 test_cache_answers_repeats(void **state)
 {
     (void)state;
     char *token = s_login();
-    s_wait_cache(token);
-    long before = s_cache_hits();
+    ts_wait_session_cached(&s_suite, token);
+    long before = ts_session_cache_hits(&s_suite);
     for (int i = 0; i < 20; i++)
-        assert_int_equal(s_me(token), 200);
-    assert_true(s_cache_hits() >= before + 20);
+        assert_int_equal(ts_me_status(&s_suite, token), 200);
+    assert_true(ts_session_cache_hits(&s_suite) >= before + 20);
     free(token);
 }
 
@@ -102,7 +57,7 @@ test_logout_ends_cached_session(void **state)
 {
     (void)state;
     char *token = s_login();
-    s_wait_cache(token);
+    ts_wait_session_cached(&s_suite, token);
     ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/auth/logout", token, NULL);
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
@@ -114,7 +69,7 @@ test_logout_ends_cached_session(void **state)
         ts_http_reply_free(&r);
     }
     //  Other sessions of the same account live on.
-    assert_int_equal(s_me(s_admin), 200);
+    assert_int_equal(ts_me_status(&s_suite, s_admin), 200);
     free(token);
 }
 
@@ -129,7 +84,7 @@ test_new_password_ends_cached_sessions(void **state)
     assert_int_equal(r.status, 201);
     char *old = strdup(json_string_value(json_object_get(r.json, "token")));
     ts_http_reply_free(&r);
-    s_wait_cache(old);
+    ts_wait_session_cached(&s_suite, old);
 
     //  600 more (made-up) sessions listed under the account: their
     //  announcements (≈ 70 KB) come in one burst with the real one's, more
@@ -152,17 +107,17 @@ test_new_password_ends_cached_sessions(void **state)
              "{\"phone\":\"13912340077\",\"code\":\"%s\",\"password\":\"a-new-password-1\"}",
              json_string_value(json_object_get(r.json, "code")));
     ts_http_reply_free(&r);
-    long ended = s_metric("\nlinli_sessions_ended_total ");
+    long ended = ts_metric(&s_suite, "linli_sessions_ended_total ");
     r = ts_req(&s_suite, "POST", "/v1/auth/password", NULL, body);
     assert_int_equal(r.status, 200);
     char *fresh = strdup(json_string_value(json_object_get(r.json, "token")));
     ts_http_reply_free(&r);
 
     for (int i = 0; i < 20; i++)
-        assert_int_equal(s_me(old), 401);
-    assert_int_equal(s_me(fresh), 200);
+        assert_int_equal(ts_me_status(&s_suite, old), 401);
+    assert_int_equal(ts_me_status(&s_suite, fresh), 200);
     //  Every one was announced (the made-up ones too).
-    assert_true(s_metric("\nlinli_sessions_ended_total ") >= ended + 601);
+    assert_true(ts_metric(&s_suite, "linli_sessions_ended_total ") >= ended + 601);
     free(old);
     free(fresh);
 }
@@ -193,11 +148,11 @@ test_session_end_is_honoured(void **state)
     assert_non_null(set);
     freeReplyObject(set);
 
-    s_wait_cache(token);
+    ts_wait_session_cached(&s_suite, token);
     ts_sleep_ms(1600);
-    assert_int_equal(s_me(token), 401);
+    assert_int_equal(ts_me_status(&s_suite, token), 401);
     //  And read from Redis afresh (the cache let it go): still refused.
-    assert_int_equal(s_me(token), 401);
+    assert_int_equal(ts_me_status(&s_suite, token), 401);
     free(token);
 }
 
@@ -211,22 +166,22 @@ test_lost_subscription_empties_cache(void **state)
     char *token = s_login();
     char key[256];
     s_key(token, key, sizeof key);
-    s_wait_cache(token);
+    ts_wait_session_cached(&s_suite, token);
     redisReply *r = redisCommand(s_redis, "DEL %s", key);
     assert_non_null(r);
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
-    assert_int_equal(s_me(token), 200); //  cached, as configured
+    assert_int_equal(ts_me_status(&s_suite, token), 200); //  cached, as configured
 
     r = redisCommand(s_redis, "CLIENT KILL TYPE pubsub");
     assert_non_null(r);
     assert_true(r->type == REDIS_REPLY_INTEGER && r->integer >= 1);
     freeReplyObject(r);
-    assert_int_equal(s_me(token), 401);
+    assert_int_equal(ts_me_status(&s_suite, token), 401);
 
     //  Subscribed again, the cache works again.
     char *fresh = s_login();
-    s_wait_cache(fresh);
+    ts_wait_session_cached(&s_suite, fresh);
     free(fresh);
     free(token);
 }
@@ -242,9 +197,8 @@ s_setup(void **state)
     s_admin = ts_login(&s_suite, TS_ADMIN_PHONE, TS_ADMIN_PASSWORD);
     if (!s_admin)
         return -1;
-    struct timeval tv = {2, 0};
-    s_redis = redisConnectWithTimeout("127.0.0.1", s_suite.env.redis.port, tv);
-    return s_redis && !s_redis->err ? 0 : -1;
+    s_redis = ts_redis_connect(&s_suite);
+    return s_redis ? 0 : -1;
 }
 
 static int

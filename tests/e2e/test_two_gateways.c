@@ -22,11 +22,7 @@ static long
 s_get(const char *url, const char *path, const char *token)
 {
     snprintf(s_suite.base_url, sizeof s_suite.base_url, "%s", url);
-    ts_http_reply_t r;
-    ts_http(&s_suite, "GET", path, token, NULL, NULL, &r);
-    long status = r.status;
-    ts_http_reply_free(&r);
-    return status;
+    return ts_status(&s_suite, "GET", path, token, NULL);
 }
 
 //  Workers of service the gateway at url counts.

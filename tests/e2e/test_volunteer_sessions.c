@@ -23,43 +23,6 @@ static char *s_admin;  //  city admin
 static char *s_worker; //  community worker of C1
 static redisContext *s_redis;
 
-//  GET /v1/me as token: the status.
-static long
-s_me(const char *token)
-{
-    ts_http_reply_t r = ts_req(&s_suite, "GET", "/v1/me", token, NULL);
-    long status = r.status;
-    ts_http_reply_free(&r);
-    return status;
-}
-
-//  The gateway's count of look-ups answered from its cache.
-static long
-s_cache_hits(void)
-{
-    ts_http_reply_t r = ts_req(&s_suite, "GET", "/metrics", NULL, NULL);
-    assert_int_equal(r.status, 200);
-    const char *line = strstr(r.body, "linli_session_lookups_total{from=\"cache\"} ");
-    assert_non_null(line);
-    long hits = atol(strchr(line, ' ') + 1);
-    ts_http_reply_free(&r);
-    return hits;
-}
-
-//  Wait (5 s at most) until token is answered from the gateway's cache: what
-//  follows then tests the announcement of ended sessions, not a look-up.
-static void
-s_wait_cache(const char *token)
-{
-    for (int64_t until = ts_mono_ms() + 5000; ts_mono_ms() < until; ts_sleep_ms(50)) {
-        long before = s_cache_hits();
-        assert_int_equal(s_me(token), 200);
-        if (s_cache_hits() > before)
-            return;
-    }
-    fail_msg("the gateway never answered a session from its cache");
-}
-
 //  token is refused at once, every time, as an unknown token.
 static void
 s_assert_ended(const char *token)
@@ -137,16 +100,6 @@ s_login_refused(const char *phone, const char *code)
     ts_http_reply_free(&r);
 }
 
-//  POST /v1/auth/password: the reply.
-static ts_http_reply_t
-s_set_password(const char *phone, const char *code, const char *password)
-{
-    char body[200];
-    snprintf(body, sizeof body, "{\"phone\":\"%s\",\"code\":\"%s\",\"password\":\"%s\"}", phone,
-             code, password);
-    return ts_req(&s_suite, "POST", "/v1/auth/password", NULL, body);
-}
-
 static void
 test_suspension_ends_sessions(void **state)
 {
@@ -157,9 +110,9 @@ test_suspension_ends_sessions(void **state)
     char *second = ts_login(&s_suite, phone, PASSWORD);
     assert_non_null(second);
     char *other = s_volunteer("旁人", "13911110002", 2, true, other_id);
-    s_wait_cache(first);
-    s_wait_cache(second);
-    s_wait_cache(other);
+    ts_wait_session_cached(&s_suite, first);
+    ts_wait_session_cached(&s_suite, second);
+    ts_wait_session_cached(&s_suite, other);
     assert_int_equal(s_listed(id), 2);
 
     //  Suspended: both sessions end before the answer, though cached.
@@ -168,8 +121,8 @@ test_suspension_ends_sessions(void **state)
     s_assert_ended(second);
     assert_int_equal(s_listed(id), 0);
     //  Nobody else's.
-    assert_int_equal(s_me(other), 200);
-    assert_int_equal(s_me(s_worker), 200);
+    assert_int_equal(ts_me_status(&s_suite, other), 200);
+    assert_int_equal(ts_me_status(&s_suite, s_worker), 200);
     assert_int_equal(s_listed(other_id), 1);
 
     //  No new session: a wrong password still says nothing; the right one
@@ -186,10 +139,10 @@ test_suspension_ends_sessions(void **state)
     assert_int_equal(r.status, 201);
     snprintf(code, sizeof code, "%s", json_string_value(json_object_get(r.json, "code")));
     ts_http_reply_free(&r);
-    r = s_set_password(phone, "00000000", "changed-password-1");
+    r = ts_set_password(&s_suite, phone, "00000000", "changed-password-1");
     assert_int_equal(r.status, 401); //  a wrong code: the same 401 as ever
     ts_http_reply_free(&r);
-    r = s_set_password(phone, code, "changed-password-1");
+    r = ts_set_password(&s_suite, phone, code, "changed-password-1");
     assert_int_equal(r.status, 403);
     assert_string_equal(ts_error_code(&r), "volunteer_suspended");
     assert_null(json_object_get(r.json, "token"));
@@ -202,12 +155,12 @@ test_suspension_ends_sessions(void **state)
     s_assert_ended(second);
     char *fresh = ts_login(&s_suite, phone, PASSWORD);
     assert_non_null(fresh);
-    assert_int_equal(s_me(fresh), 200);
+    assert_int_equal(ts_me_status(&s_suite, fresh), 200);
     //  The code refused while suspended works now.
-    r = s_set_password(phone, code, "changed-password-1");
+    r = ts_set_password(&s_suite, phone, code, "changed-password-1");
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
-    assert_int_equal(s_me(other), 200);
+    assert_int_equal(ts_me_status(&s_suite, other), 200);
     free(fresh);
     free(first);
     free(second);
@@ -225,21 +178,21 @@ test_leaving_ends_sessions(void **state)
     char *second = ts_login(&s_suite, phone, PASSWORD);
     assert_non_null(second);
     char *other = s_volunteer("留下", "13911110004", 4, true, other_id);
-    s_wait_cache(first);
-    s_wait_cache(second);
-    s_wait_cache(other);
+    ts_wait_session_cached(&s_suite, first);
+    ts_wait_session_cached(&s_suite, second);
+    ts_wait_session_cached(&s_suite, other);
     s_status(id, first, "left");
     s_assert_ended(first);
     s_assert_ended(second);
     s_login_refused(phone, "volunteer_left");
     assert_int_equal(s_listed(id), 0);
-    assert_int_equal(s_me(other), 200);
+    assert_int_equal(ts_me_status(&s_suite, other), 200);
 
     //  Staff mark a pending volunteer as left: the same.
     const char *pending_phone = "13911110005";
     char pending_id[32];
     char *pending = s_volunteer("未审", pending_phone, 5, false, pending_id);
-    s_wait_cache(pending);
+    ts_wait_session_cached(&s_suite, pending);
     s_status(pending_id, s_worker, "left");
     s_assert_ended(pending);
     s_login_refused(pending_phone, "volunteer_left");
@@ -253,8 +206,8 @@ test_leaving_ends_sessions(void **state)
     s_status(suspended_id, s_worker, "left");
     s_login_refused(suspended_phone, "volunteer_left");
 
-    assert_int_equal(s_me(other), 200);
-    assert_int_equal(s_me(s_worker), 200);
+    assert_int_equal(ts_me_status(&s_suite, other), 200);
+    assert_int_equal(ts_me_status(&s_suite, s_worker), 200);
     free(first);
     free(second);
     free(other);
@@ -272,9 +225,8 @@ s_setup(void **state)
     if (!s_admin)
         return -1;
     s_worker = ts_staff(&s_suite, s_admin, "13700000021", "community_worker", C1);
-    struct timeval tv = {2, 0};
-    s_redis = redisConnectWithTimeout("127.0.0.1", s_suite.env.redis.port, tv);
-    return s_worker && s_redis && !s_redis->err ? 0 : -1;
+    s_redis = ts_redis_connect(&s_suite);
+    return s_worker && s_redis ? 0 : -1;
 }
 
 static int

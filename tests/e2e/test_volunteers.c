@@ -31,12 +31,6 @@ static char *s_worker_other; //  community worker of 420102001002
 
 // ---------------------------------------------------------------- ID numbers
 
-static ts_http_reply_t
-s_req(const char *method, const char *path, const char *token, const char *body)
-{
-    return ts_req(&s_suite, method, path, token, body);
-}
-
 //  Sign up (token NULL: self, with a password) with skills elderly_care and
 //  repair. Returns the reply; id into id.
 static ts_http_reply_t
@@ -100,7 +94,7 @@ test_sign_up_and_id_numbers(void **state)
     assert_non_null(token);
     char path[64];
     snprintf(path, sizeof path, "/v1/volunteers/%s", id);
-    ts_http_reply_t me = s_req("GET", path, token, NULL);
+    ts_http_reply_t me = ts_req(&s_suite, "GET", path, token, NULL);
     assert_int_equal(me.status, 200);
     ts_http_reply_free(&me);
     ts_http_reply_free(&r);
@@ -144,9 +138,9 @@ test_sign_up_and_id_numbers(void **state)
     assert_string_equal(ts_error_code(&r), "unknown_community");
     ts_http_reply_free(&r);
     //  Self sign-up needs a password.
-    r = s_req("POST", "/v1/volunteers", NULL,
-              "{\"name\":\"刘二\",\"id_number\":\"420102199001011234\",\"phone\":\"15000000002\","
-              "\"community\":\"" C1 "\"}");
+    r = ts_req(&s_suite, "POST", "/v1/volunteers", NULL,
+               "{\"name\":\"刘二\",\"id_number\":\"420102199001011234\",\"phone\":\"15000000002\","
+               "\"community\":\"" C1 "\"}");
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_field(&r), "password");
     ts_http_reply_free(&r);
@@ -211,10 +205,10 @@ test_scope_matrix(void **state)
     ts_http_reply_free(&r);
     char *anonymous = NULL;
     //  A resident of the same community who may log in.
-    r = s_req("POST", "/v1/residents", s_worker,
-              "{\"name\":\"蒋奶奶\",\"community\":\"" C1 "\",\"phone\":\"15000000049\","
-              "\"care_categories\":[\"elderly_alone\"],\"consent\":true,"
-              "\"password\":\"resident-1\"}");
+    r = ts_req(&s_suite, "POST", "/v1/residents", s_worker,
+               "{\"name\":\"蒋奶奶\",\"community\":\"" C1 "\",\"phone\":\"15000000049\","
+               "\"care_categories\":[\"elderly_alone\"],\"consent\":true,"
+               "\"password\":\"resident-1\"}");
     assert_int_equal(r.status, 201);
     ts_http_reply_free(&r);
     char *resident = ts_login(&s_suite, "15000000049", "resident-1");
@@ -237,7 +231,7 @@ test_scope_matrix(void **state)
         const s_row_t *row = &rows[i];
         const char *token = *row->token;
         snprintf(path, sizeof path, "/v1/volunteers/%s", id);
-        r = s_req("GET", path, token, NULL);
+        r = ts_req(&s_suite, "GET", path, token, NULL);
         if (r.status != row->get)
             fprintf(stderr, "%s: GET %ld %s\n", row->who, r.status, r.body);
         assert_int_equal(r.status, row->get);
@@ -253,13 +247,13 @@ test_scope_matrix(void **state)
         ts_http_reply_free(&r);
 
         snprintf(path, sizeof path, "/v1/volunteers/%s/verify", id);
-        r = s_req("POST", path, token, NULL);
+        r = ts_req(&s_suite, "POST", path, token, NULL);
         if (r.status != row->verify)
             fprintf(stderr, "%s: verify %ld %s\n", row->who, r.status, r.body);
         assert_int_equal(r.status, row->verify);
         ts_http_reply_free(&r);
 
-        r = s_req("GET", "/v1/volunteers?area=" C1, token, NULL);
+        r = ts_req(&s_suite, "GET", "/v1/volunteers?area=" C1, token, NULL);
         if (r.status != row->list)
             fprintf(stderr, "%s: list %ld %s\n", row->who, r.status, r.body);
         assert_int_equal(r.status, row->list);
@@ -269,36 +263,38 @@ test_scope_matrix(void **state)
     //  Update: the person changes its skills, not its community; staff move it
     //  inside their area only.
     snprintf(path, sizeof path, "/v1/volunteers/%s", id);
-    r = s_req("PATCH", path, self, "{\"skills\":[\"tutoring\"],\"free_slots\":[\"sun_pm\"]}");
+    r = ts_req(&s_suite, "PATCH", path, self,
+               "{\"skills\":[\"tutoring\"],\"free_slots\":[\"sun_pm\"]}");
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_array_get(json_object_get(r.json, "skills"), 0)),
                         "tutoring");
     ts_http_reply_free(&r);
-    r = s_req("PATCH", path, self, "{\"community\":\"" C2 "\"}");
+    r = ts_req(&s_suite, "PATCH", path, self, "{\"community\":\"" C2 "\"}");
     assert_int_equal(r.status, 403);
     ts_http_reply_free(&r);
-    r = s_req("PATCH", path, other_volunteer, "{\"skills\":[\"x\"]}");
+    r = ts_req(&s_suite, "PATCH", path, other_volunteer, "{\"skills\":[\"x\"]}");
     assert_int_equal(r.status, 404);
     ts_http_reply_free(&r);
-    r = s_req("PATCH", path, s_worker, "{\"community\":\"420106001001\"}");
+    r = ts_req(&s_suite, "PATCH", path, s_worker, "{\"community\":\"420106001001\"}");
     assert_int_equal(r.status, 403);
     assert_string_equal(ts_error_code(&r), "out_of_scope");
     ts_http_reply_free(&r);
-    r = s_req("PATCH", path, s_street, "{\"community\":\"" C2 "\"}");
+    r = ts_req(&s_suite, "PATCH", path, s_street, "{\"community\":\"" C2 "\"}");
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "community")), C2);
     ts_http_reply_free(&r);
     //  Now the first community's worker no longer sees it.
-    r = s_req("GET", path, s_worker, NULL);
+    r = ts_req(&s_suite, "GET", path, s_worker, NULL);
     assert_int_equal(r.status, 404);
     ts_http_reply_free(&r);
 
     //  Status: staff suspend and reinstate; the person may leave.
     snprintf(path, sizeof path, "/v1/volunteers/%s/status", id);
-    r = s_req("POST", path, self, "{\"status\":\"suspended\"}");
+    r = ts_req(&s_suite, "POST", path, self, "{\"status\":\"suspended\"}");
     assert_int_equal(r.status, 403);
     ts_http_reply_free(&r);
-    r = s_req("POST", path, s_street, "{\"status\":\"suspended\",\"reason\":\"投诉核查\"}");
+    r = ts_req(&s_suite, "POST", path, s_street,
+               "{\"status\":\"suspended\",\"reason\":\"投诉核查\"}");
     assert_int_equal(r.status, 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "status")), "suspended");
     ts_http_reply_free(&r);
@@ -321,7 +317,7 @@ test_scope_matrix(void **state)
     //  …and staff covering it read it through the API; others do not.
     char log_path[96];
     snprintf(log_path, sizeof log_path, "/v1/volunteers/%s/status-log", id);
-    r = s_req("GET", log_path, s_street, NULL);
+    r = ts_req(&s_suite, "GET", log_path, s_street, NULL);
     assert_int_equal(r.status, 200);
     json_t *items = json_object_get(r.json, "items");
     assert_true(json_array_size(items) >= 2); //  verified (by the matrix above), suspended
@@ -330,30 +326,30 @@ test_scope_matrix(void **state)
     assert_string_equal(json_string_value(json_object_get(last, "reason")), "投诉核查");
     assert_non_null(json_object_get(last, "changed_at"));
     ts_http_reply_free(&r);
-    r = s_req("GET", log_path, other_volunteer, NULL);
+    r = ts_req(&s_suite, "GET", log_path, other_volunteer, NULL);
     assert_int_equal(r.status, 403); //  a volunteer: not a staff route
     ts_http_reply_free(&r);
-    r = s_req("GET", log_path, s_wuchang, NULL);
+    r = ts_req(&s_suite, "GET", log_path, s_wuchang, NULL);
     assert_int_equal(r.status, 404);
     ts_http_reply_free(&r);
-    r = s_req("POST", path, s_street, "{\"status\":\"verified\"}");
+    r = ts_req(&s_suite, "POST", path, s_street, "{\"status\":\"verified\"}");
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
     //  Suspension ended the person's sessions; reinstated, it logs in anew.
-    r = s_req("GET", "/v1/me", self, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/me", self, NULL);
     assert_int_equal(r.status, 401);
     ts_http_reply_free(&r);
     free(self);
     self = ts_login(&s_suite, "15000000041", "volunteer-1");
     assert_non_null(self);
-    r = s_req("POST", path, self, "{\"status\":\"left\"}");
+    r = ts_req(&s_suite, "POST", path, self, "{\"status\":\"left\"}");
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
-    r = s_req("POST", path, s_street, "{\"status\":\"verified\"}");
+    r = ts_req(&s_suite, "POST", path, s_street, "{\"status\":\"verified\"}");
     assert_int_equal(r.status, 409);
     assert_string_equal(ts_error_code(&r), "bad_transition");
     ts_http_reply_free(&r);
-    r = s_req("POST", path, s_street, "{\"status\":\"pending\"}");
+    r = ts_req(&s_suite, "POST", path, s_street, "{\"status\":\"pending\"}");
     assert_int_equal(r.status, 400);
     ts_http_reply_free(&r);
     free(self);
@@ -403,10 +399,10 @@ static void
 test_join_code(void **state)
 {
     (void)state;
-    ts_http_reply_t r = s_req("GET", "/v1/areas/" C2 "/join-code", s_worker, NULL);
+    ts_http_reply_t r = ts_req(&s_suite, "GET", "/v1/areas/" C2 "/join-code", s_worker, NULL);
     assert_int_equal(r.status, 403); //  another community's
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/areas/" C2 "/join-code", s_worker_other, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/areas/" C2 "/join-code", s_worker_other, NULL);
     assert_int_equal(r.status, 200);
     char code[300];
     snprintf(code, sizeof code, "%s", json_string_value(json_object_get(r.json, "join_code")));
@@ -418,7 +414,7 @@ test_join_code(void **state)
              "{\"name\":\"吴八\",\"id_number\":\"%s\",\"phone\":\"15000000066\","
              "\"password\":\"volunteer-1\",\"join_code\":\"%s\"}",
              idn, code);
-    r = s_req("POST", "/v1/volunteers", NULL, body);
+    r = ts_req(&s_suite, "POST", "/v1/volunteers", NULL, body);
     assert_int_equal(r.status, 201);
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(r.json, "volunteer"), "community")), C2);
@@ -431,7 +427,7 @@ test_join_code(void **state)
              "{\"name\":\"吴九\",\"id_number\":\"%s\",\"phone\":\"15000000067\","
              "\"password\":\"volunteer-1\",\"join_code\":\"%s\"}",
              idn, code);
-    r = s_req("POST", "/v1/volunteers", NULL, body);
+    r = ts_req(&s_suite, "POST", "/v1/volunteers", NULL, body);
     assert_int_equal(r.status, 400);
     assert_string_equal(ts_error_code(&r), "invalid_join_code");
     ts_http_reply_free(&r);
@@ -479,7 +475,7 @@ test_pagination_stable_under_inserts(void **state)
         char path[160];
         snprintf(path, sizeof path, "/v1/volunteers?area=%s&limit=7%s%s", C1,
                  *cursor ? "&cursor=" : "", cursor);
-        ts_http_reply_t r = s_req("GET", path, s_worker, NULL);
+        ts_http_reply_t r = ts_req(&s_suite, "GET", path, s_worker, NULL);
         assert_int_equal(r.status, 200);
         json_t *items = json_object_get(r.json, "items");
         for (size_t i = 0; i < json_array_size(items); i++) {
@@ -497,7 +493,8 @@ test_pagination_stable_under_inserts(void **state)
     pthread_join(thread, NULL);
     assert_int_equal(more.ok, 40);
     //  Everything that existed before the listing began was seen exactly once.
-    ts_http_reply_t r = s_req("GET", "/v1/volunteers?area=" C1 "&limit=500", s_worker, NULL);
+    ts_http_reply_t r =
+        ts_req(&s_suite, "GET", "/v1/volunteers?area=" C1 "&limit=500", s_worker, NULL);
     json_t *items = json_object_get(r.json, "items");
     size_t before = 0;
     for (size_t i = 0; i < json_array_size(items); i++) {
@@ -514,16 +511,16 @@ test_pagination_stable_under_inserts(void **state)
     json_decref(seen);
 
     //  Filters: status, skill, and search by whole phone (matched by hash).
-    r = s_req("GET", "/v1/volunteers?area=" C1 "&q=18800000100", s_worker, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/volunteers?area=" C1 "&q=18800000100", s_worker, NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "items")), 1);
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/volunteers?area=" C1 "&skill=repair&status=pending&limit=500", s_worker,
-              NULL);
+    r = ts_req(&s_suite, "GET", "/v1/volunteers?area=" C1 "&skill=repair&status=pending&limit=500",
+               s_worker, NULL);
     assert_int_equal(r.status, 200);
     assert_true(json_array_size(json_object_get(r.json, "items")) >= 80);
     ts_http_reply_free(&r);
-    r = s_req("GET", "/v1/volunteers?area=420106", s_worker, NULL);
+    r = ts_req(&s_suite, "GET", "/v1/volunteers?area=420106", s_worker, NULL);
     assert_int_equal(r.status, 403);
     ts_http_reply_free(&r);
 }
@@ -568,7 +565,7 @@ test_events_carry_no_personal_data(void **state)
     ts_http_reply_free(&r);
     char path[96];
     snprintf(path, sizeof path, "/v1/volunteers/%s/verify", id);
-    r = s_req("POST", path, s_worker, NULL);
+    r = ts_req(&s_suite, "POST", path, s_worker, NULL);
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
 
@@ -607,7 +604,7 @@ test_leader_sees_members_masked(void **state)
     const char *ids[] = {leader, member};
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "/v1/volunteers/%s/verify", ids[i]);
-        r = s_req("POST", path, s_worker, NULL);
+        r = ts_req(&s_suite, "POST", path, s_worker, NULL);
         assert_int_equal(r.status, 200);
         ts_http_reply_free(&r);
     }
@@ -616,14 +613,14 @@ test_leader_sees_members_masked(void **state)
              "{\"name\":\"一街志愿服务队\",\"area\":\"420102001\",\"type\":\"organization\","
              "\"leader_id\":\"%s\"}",
              leader);
-    r = s_req("POST", "/v1/organizations", s_street, body);
+    r = ts_req(&s_suite, "POST", "/v1/organizations", s_street, body);
     assert_int_equal(r.status, 201);
     char org[32];
     snprintf(org, sizeof org, "%s", json_string_value(json_object_get(r.json, "id")));
     ts_http_reply_free(&r);
     snprintf(path, sizeof path, "/v1/organizations/%s/members", org);
     snprintf(body, sizeof body, "{\"volunteer_id\":\"%s\"}", member);
-    r = s_req("POST", path, s_street, body);
+    r = ts_req(&s_suite, "POST", path, s_street, body);
     assert_int_equal(r.status, 201);
     ts_http_reply_free(&r);
 
@@ -631,7 +628,7 @@ test_leader_sees_members_masked(void **state)
     char *token = ts_login(&s_suite, "15000000081", "volunteer-1");
     assert_non_null(token);
     snprintf(path, sizeof path, "/v1/volunteers/%s", member);
-    r = s_req("GET", path, token, NULL);
+    r = ts_req(&s_suite, "GET", path, token, NULL);
     assert_int_equal(r.status, 200);
     const char *shown_id = json_string_value(json_object_get(r.json, "id_number"));
     const char *shown_phone = json_string_value(json_object_get(r.json, "phone"));
@@ -640,11 +637,11 @@ test_leader_sees_members_masked(void **state)
     assert_int_equal(strncmp(shown_id, idm, 6), 0);
     assert_string_equal(shown_phone, "150****0082");
     ts_http_reply_free(&r);
-    r = s_req("PATCH", path, token, "{\"skills\":[\"tutoring\"]}");
+    r = ts_req(&s_suite, "PATCH", path, token, "{\"skills\":[\"tutoring\"]}");
     assert_int_equal(r.status, 404);
     ts_http_reply_free(&r);
     snprintf(path, sizeof path, "/v1/volunteers/%s", outsider);
-    r = s_req("GET", path, token, NULL);
+    r = ts_req(&s_suite, "GET", path, token, NULL);
     assert_int_equal(r.status, 404);
     ts_http_reply_free(&r);
     free(token);
@@ -669,7 +666,7 @@ s_read(void *arg)
     for (int i = 0; i < S_READS; i++) {
         char path[64];
         snprintf(path, sizeof path, "/v1/volunteers/%s", r->ids[i]);
-        ts_http_reply_t reply = s_req("GET", path, *r->token, NULL);
+        ts_http_reply_t reply = ts_req(&s_suite, "GET", path, *r->token, NULL);
         const char *id = json_string_value(json_object_get(reply.json, "id"));
         const char *name = json_string_value(json_object_get(reply.json, "name"));
         if (*r->names[i] && reply.status == 200 && id && !strcmp(id, r->ids[i]) && name &&

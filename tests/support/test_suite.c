@@ -4,7 +4,10 @@
 #include <curl/curl.h>
 #include <hiredis.h>
 #include <signal.h>
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
 #include <strings.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -311,6 +314,13 @@ ts_error_field(const ts_http_reply_t *r)
     return c ? c : "";
 }
 
+const char *
+ts_json_str(const ts_http_reply_t *r, const char *key)
+{
+    const char *v = json_string_value(json_object_get(r->json, key));
+    return v ? v : "";
+}
+
 char *
 ts_login(ts_suite_t *s, const char *phone, const char *password)
 {
@@ -326,6 +336,97 @@ ts_login(ts_suite_t *s, const char *phone, const char *password)
     }
     ts_http_reply_free(&r);
     return token;
+}
+
+ts_http_reply_t
+ts_set_password(ts_suite_t *s, const char *phone, const char *code, const char *password)
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"phone\":\"%s\",\"code\":\"%s\",\"password\":\"%s\"}", phone,
+             code, password);
+    return ts_req(s, "POST", "/v1/auth/password", NULL, body);
+}
+
+long
+ts_status(ts_suite_t *s, const char *method, const char *path, const char *token, const char *body)
+{
+    ts_http_reply_t r = ts_req(s, method, path, token, body);
+    long status = r.status;
+    ts_http_reply_free(&r);
+    return status;
+}
+
+long
+ts_me_status(ts_suite_t *s, const char *token)
+{
+    return ts_status(s, "GET", "/v1/me", token, NULL);
+}
+
+// ---------------------------------------------------------------- gateway checks
+
+long
+ts_metric(ts_suite_t *s, const char *line_prefix)
+{
+    ts_http_reply_t r = ts_req(s, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    size_t n = strlen(line_prefix);
+    const char *line = r.body;
+    while (line && strncmp(line, line_prefix, n)) {
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    assert_non_null(line);
+    long v = atol(line + n);
+    ts_http_reply_free(&r);
+    return v;
+}
+
+long
+ts_session_cache_hits(ts_suite_t *s)
+{
+    return ts_metric(s, "linli_session_lookups_total{from=\"cache\"} ");
+}
+
+void
+ts_wait_session_cached(ts_suite_t *s, const char *token)
+{
+    for (int64_t until = ts_mono_ms() + 5000; ts_mono_ms() < until; ts_sleep_ms(50)) {
+        long before = ts_session_cache_hits(s);
+        //  The first may be the look-up that fills the cache; the second is
+        //  then answered from it, once the gateway is subscribed to ended
+        //  sessions (it caches nothing before).
+        assert_int_equal(ts_me_status(s, token), 200);
+        assert_int_equal(ts_me_status(s, token), 200);
+        if (ts_session_cache_hits(s) > before)
+            return;
+    }
+    fail_msg("the gateway never answered a session from its cache");
+}
+
+// ---------------------------------------------------------------- servers from outside
+
+redisContext *
+ts_redis_connect(ts_suite_t *s)
+{
+    struct timeval tv = {2, 0};
+    redisContext *rc = redisConnectWithTimeout("127.0.0.1", s->env.redis.port, tv);
+    if (!rc || rc->err) {
+        fprintf(stderr, "test_suite: cannot reach Redis: %s\n", rc ? rc->errstr : "no memory");
+        redisFree(rc);
+        return NULL;
+    }
+    return rc;
+}
+
+long
+ts_sql_long(PGconn *db, const char *sql)
+{
+    PGresult *res = PQexec(db, sql);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    long v = atol(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return v;
 }
 
 // ---------------------------------------------------------------- registry data
@@ -373,10 +474,8 @@ ts_create_staff(ts_suite_t *s, const char *token, const char *phone, const char 
              phone, role, scope);
     ts_http_reply_t r = ts_req(s, "POST", "/v1/staff", token, body);
     long status = r.status;
-    if (id) {
-        const char *v = json_string_value(json_object_get(r.json, "id"));
-        snprintf(id, cap, "%s", v ? v : "");
-    }
+    if (id)
+        snprintf(id, cap, "%s", ts_json_str(&r, "id"));
     ts_http_reply_free(&r);
     return status;
 }
@@ -393,13 +492,9 @@ ts_staff(ts_suite_t *s, const char *token, const char *phone, const char *role, 
 int
 ts_stream_events(ts_suite_t *s, ts_event_fn *fn, void *arg)
 {
-    struct timeval tv = {2, 0};
-    redisContext *rc = redisConnectWithTimeout("127.0.0.1", s->env.redis.port, tv);
-    if (!rc || rc->err) {
-        fprintf(stderr, "test_suite: cannot reach Redis: %s\n", rc ? rc->errstr : "no memory");
-        redisFree(rc);
+    redisContext *rc = ts_redis_connect(s);
+    if (!rc)
         return -1;
-    }
     redisReply *rr = redisCommand(rc, "XRANGE %sevents - +", s->env.prefix);
     int rv = rr && rr->type == REDIS_REPLY_ARRAY ? 0 : -1;
     for (size_t i = 0; rv == 0 && i < rr->elements; i++) {

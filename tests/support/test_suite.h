@@ -4,7 +4,9 @@
 #ifndef TEST_SUITE_H
 #define TEST_SUITE_H
 
+#include <hiredis.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -80,8 +82,44 @@ const char *ts_error_code(const ts_http_reply_t *r);
 //  error.field of a reply, or "".
 const char *ts_error_field(const ts_http_reply_t *r);
 
+//  A string member of the reply's JSON object, or "".
+const char *ts_json_str(const ts_http_reply_t *r, const char *key);
+
 //  Log in; returns a malloc'd token or NULL.
 char *ts_login(ts_suite_t *s, const char *phone, const char *password);
+
+//  POST /v1/auth/password (set a password with a one-time code): the reply
+//  (caller frees it).
+ts_http_reply_t ts_set_password(ts_suite_t *s, const char *phone, const char *code,
+                                const char *password);
+
+//  The status of one request (ts_req), 0 when it failed.
+long ts_status(ts_suite_t *s, const char *method, const char *path, const char *token,
+               const char *body);
+//  GET /v1/me as token: the status.
+long ts_me_status(ts_suite_t *s, const char *token);
+
+// ---------------------------------------------------------------- gateway checks
+//  These fail the running cmocka test when what they read is not there.
+
+//  The value on the gateway's /metrics line that starts with line_prefix
+//  (the metric's name, its labels and the space): a "# HELP" line never matches.
+long ts_metric(ts_suite_t *s, const char *line_prefix);
+//  The gateway's count of session look-ups answered from its cache.
+long ts_session_cache_hits(ts_suite_t *s);
+//  Wait (5 s at most) until the gateway answers token's session from its
+//  cache, every GET /v1/me meanwhile answering 200.
+void ts_wait_session_cached(ts_suite_t *s, const char *token);
+
+// ---------------------------------------------------------------- servers from outside
+
+//  A new connection to the suite's Redis (2 s timeout), or NULL (said on
+//  stderr) when it cannot connect; caller frees it with redisFree.
+redisContext *ts_redis_connect(ts_suite_t *s);
+
+//  One number from SQL: the first value of the first row, the query asserted
+//  PGRES_TUPLES_OK (it fails the running cmocka test otherwise).
+long ts_sql_long(PGconn *db, const char *sql);
 
 // ---------------------------------------------------------------- registry data
 

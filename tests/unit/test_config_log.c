@@ -66,6 +66,25 @@ test_invalid_values_rejected(void **state)
     unsetenv("LINLI_T_FLAG");
 }
 
+//  Comma-separated lists (broker endpoints): trimmed, empty items skipped.
+static void
+test_list_next(void **state)
+{
+    (void)state;
+    char list[] = " tcp://a:1 , ,ipc:///b,, c ";
+    char *cursor = list;
+    assert_string_equal(linli_list_next(&cursor), "tcp://a:1");
+    assert_string_equal(linli_list_next(&cursor), "ipc:///b");
+    assert_string_equal(linli_list_next(&cursor), "c");
+    assert_null(linli_list_next(&cursor));
+    assert_null(linli_list_next(&cursor));
+    char empty[] = " , ";
+    cursor = empty;
+    assert_null(linli_list_next(&cursor));
+    cursor = NULL;
+    assert_null(linli_list_next(&cursor));
+}
+
 static void
 test_log_escape(void **state)
 {
@@ -88,6 +107,7 @@ main(void)
         cmocka_unit_test(test_defaults_and_required),
         cmocka_unit_test(test_invalid_values_rejected),
         cmocka_unit_test(test_log_escape),
+        cmocka_unit_test(test_list_next),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
