@@ -4,6 +4,7 @@
 #include "linli_log.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -134,7 +135,10 @@ s_context(linli_redis_t *self)
 }
 
 //  Send one formatted command and read its reply, reconnecting and retrying
-//  once when the context turns out dead. Caller frees the reply.
+//  once when the context turns out dead. A reply that timed out is not
+//  retried: Redis is there but slow (or paused), the command may yet run,
+//  and a second wait would keep the caller (a worker's only thread) from its
+//  heartbeats for twice the timeout. Caller frees the reply.
 static redisReply *
 s_exec(linli_redis_t *self, const char *cmd, size_t len)
 {
@@ -143,11 +147,19 @@ s_exec(linli_redis_t *self, const char *cmd, size_t len)
         if (!ctx)
             return NULL;
         void *reply = NULL;
+        errno = 0;
         if (redisAppendFormattedCommand(ctx, cmd, len) == REDIS_OK &&
             redisGetReply(ctx, &reply) == REDIS_OK && reply)
             return reply;
+        bool timed_out = ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
         if (reply)
             freeReplyObject(reply);
+        if (timed_out) {
+            linli_error("redis: no reply from %s within %d ms", self->where, self->timeout_ms);
+            self->failing = true;
+            s_drop(self);
+            return NULL;
+        }
         if (attempt == 0) {
             linli_warn("redis: %s, reconnecting", ctx->errstr[0] ? ctx->errstr : "no reply");
         } else {

@@ -44,6 +44,10 @@ const gateway_route_t gateway_routes[] = {
       REG(user)),
     R("GET", "/v1/staff", ADMINS, "registry", "registry.ListStaff", REG(list_staff_request),
       REG(list_staff_reply)),
+    R("POST", "/v1/staff/{id}/status", ADMINS, "registry", "registry.SetStaffStatus",
+      REG(set_staff_status_request), REG(user)),
+    R("PUT", "/v1/staff/{id}/grants", ADMINS, "registry", "registry.SetStaffGrants",
+      REG(set_staff_grants_request), REG(user)),
     // ---- volunteers
     R("POST", "/v1/volunteers", "public", "registry", "registry.SignUp", REG(sign_up_request),
       REG(sign_up_reply)),

@@ -3,6 +3,7 @@
 #define REGISTRY_H
 
 #include "linli_config.h"
+#include "linli_idem.h"
 #include "linli_pg.h"
 #include "linli_redis.h"
 #include "linli_worker.h"
@@ -36,6 +37,16 @@ extern const linli_route_t registry_import_routes[]; //  registry_import.c
 //  ("volunteer_suspended", "volunteer_left"), or NULL when it may have one
 //  (registry_volunteers.c). A move into such a status ends its sessions.
 const char *registry_volunteer_barred(const char *status);
+
+//  Commit the handler's change (stored under its idempotency key) that ends
+//  every session of account_id, and answer status + body. The sessions end
+//  before the commit: when Redis cannot do it the change is rolled back and
+//  503 session_store_unavailable answered, so no change stands whose sessions
+//  live on. They end once more after the commit, for a login that listed its
+//  session in between (registry_handlers.c). Returns 0.
+int registry_commit_ending_sessions(registry_t *self, linli_idem_t *idem, linli_request_t *request,
+                                    int status, const ProtobufCMessage *body,
+                                    const char *account_id);
 
 //  Every method of the registry: the modules' tables merged, {NULL}-ended.
 //  Built once, never freed (static storage).

@@ -443,10 +443,22 @@ s_set_password(void *self_, linli_request_t *request, const ProtobufCMessage *ms
         linli_pg_rollback(self->pg);
         return s_fail_barred(request, barred);
     }
-    if ((outcome == REGISTRY_CODE_OK &&
-         registry_emit(self->pg, "linli.registry.account.password_set", "account", account.id,
-                       account.area, &data.base)) ||
-        linli_pg_commit(self->pg)) {
+    if (outcome == REGISTRY_CODE_OK &&
+        registry_emit(self->pg, "linli.registry.account.password_set", "account", account.id,
+                      account.area, &data.base)) {
+        linli_pg_rollback(self->pg);
+        return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+    }
+    //  A new password ends the sessions opened with the old one: first
+    //  before the commit (without Redis nothing changes, the code stays
+    //  usable), then again after it, for a login with the old password
+    //  in between.
+    if (outcome == REGISTRY_CODE_OK && linli_session_revoke_user(self->redis, idbuf) < 0) {
+        linli_pg_rollback(self->pg);
+        return linli_fail(request, 503, "session_store_unavailable",
+                          "sessions cannot be ended right now");
+    }
+    if (linli_pg_commit(self->pg)) {
         linli_pg_rollback(self->pg);
         return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
     }
@@ -454,7 +466,6 @@ s_set_password(void *self_, linli_request_t *request, const ProtobufCMessage *ms
         s_login_failed(self, bucket);
         return linli_fail(request, 401, "bad_code", "wrong phone or code, or the code has expired");
     }
-    //  A new password ends the sessions opened with the old one.
     if (linli_session_revoke_user(self->redis, idbuf) < 0)
         linli_warn("registry: the sessions of account %s could not be ended", idbuf);
     return s_login_answer(self, request, &account, bucket);
@@ -497,6 +508,21 @@ s_me(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     return linli_reply(request, 200, &view.user.base);
 }
 
+int
+registry_commit_ending_sessions(registry_t *self, linli_idem_t *idem, linli_request_t *request,
+                                int status, const ProtobufCMessage *body, const char *account_id)
+{
+    if (linli_session_revoke_user(self->redis, account_id) < 0)
+        return linli_idem_abort(idem, request, 503, "session_store_unavailable",
+                                "sessions cannot be ended right now; nothing was changed");
+    if (linli_idem_finish(idem, status, body))
+        return linli_fail(request, 503, "store_unavailable", "the change could not be committed");
+    if (linli_session_revoke_user(self->redis, account_id) < 0)
+        linli_warn("registry: the sessions of account %s could not be ended after the change",
+                   account_id);
+    return linli_reply(request, status, body);
+}
+
 // ---------------------------------------------------------------- staff
 
 int
@@ -513,7 +539,56 @@ registry_emit_staff(registry_t *self, const char *type, const registry_account_t
     data.n_grants = registry_grant_msgs(a, grant_msgs, grant_ptrs);
     data.grants = grant_ptrs;
     data.actor = (char *)actor;
+    data.status = (char *)a->status;
     return registry_emit(self->pg, type, "staff", a->id, a->area, &data.base);
+}
+
+//  Check the grants an admin gives a staff account (each a staff role over an
+//  existing area of its level, below the caller's role, inside its subtree)
+//  and put them, and the area of the highest, in account. 0, or -1 when
+//  request was answered.
+static int
+s_grants_from(registry_t *self, linli_request_t *request, Linli__Grant **grants, size_t n,
+              registry_account_t *account)
+{
+    const Linli__Caller *caller = linli_request_caller(request);
+    account->n_grants = 0;
+    int best = 0;
+    for (size_t i = 0; i < n && i < REGISTRY_MAX_GRANTS; i++) {
+        const Linli__Grant *g = grants[i];
+        char field[48];
+        snprintf(field, sizeof field, "grants[%zu]", i);
+        registry_area_t area;
+        bool found = false;
+        if (linli_auth_rank(g->role) == 0 ||
+            (int)strlen(g->scope) != linli_auth_scope_len(g->role)) {
+            linli_fail_field(request, 400, "invalid_value", field,
+                             "a staff role needs a scope of its level's area code");
+            return -1;
+        }
+        if (!linli_auth_can_grant(caller, g->role, g->scope)) {
+            //  An area outside the caller's subtree, or a role not below its own.
+            linli_fail_field(request, 403, "grant_not_allowed", field,
+                             "you may only grant roles below yours inside your area");
+            return -1;
+        }
+        if (registry_store_area_get(self->store, g->scope, &area, &found)) {
+            linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
+            return -1;
+        }
+        if (!found) {
+            linli_fail_field(request, 422, "unknown_area", field, "no area has code %s", g->scope);
+            return -1;
+        }
+        registry_grant_t *dst = &account->grants[account->n_grants++];
+        snprintf(dst->role, sizeof dst->role, "%s", g->role);
+        snprintf(dst->scope, sizeof dst->scope, "%s", g->scope);
+        if (linli_auth_rank(g->role) > best) {
+            best = linli_auth_rank(g->role);
+            snprintf(account->area, sizeof account->area, "%s", g->scope);
+        }
+    }
+    return 0;
 }
 
 //  registry.CreateStaff: an admin creates a staff account with grants below
@@ -530,35 +605,8 @@ s_create_staff(void *self_, linli_request_t *request, const ProtobufCMessage *ms
     memset(&account, 0, sizeof account);
     snprintf(account.kind, sizeof account.kind, "staff");
     snprintf(account.name, sizeof account.name, "%s", req->name);
-    int best = 0;
-    for (size_t i = 0; i < req->n_grants; i++) {
-        const Linli__Grant *g = req->grants[i];
-        char field[48];
-        snprintf(field, sizeof field, "grants[%zu]", i);
-        if (linli_auth_rank(g->role) == 0 || (int)strlen(g->scope) != linli_auth_scope_len(g->role))
-            return linli_fail_field(request, 400, "invalid_value", field,
-                                    "a staff role needs a scope of its level's area code");
-        if (!linli_auth_can_grant(caller, g->role, g->scope)) {
-            //  An area outside the caller's subtree, or a role not below its own.
-            return linli_fail_field(request, 403, "grant_not_allowed", field,
-                                    "you may only grant roles below yours inside your area");
-        }
-        registry_area_t area;
-        bool found;
-        if (registry_store_area_get(self->store, g->scope, &area, &found))
-            return linli_fail(request, 503, "store_unavailable",
-                              "the registry store is unavailable");
-        if (!found)
-            return linli_fail_field(request, 422, "unknown_area", field, "no area has code %s",
-                                    g->scope);
-        registry_grant_t *dst = &account.grants[account.n_grants++];
-        snprintf(dst->role, sizeof dst->role, "%s", g->role);
-        snprintf(dst->scope, sizeof dst->scope, "%s", g->scope);
-        if (linli_auth_rank(g->role) > best) {
-            best = linli_auth_rank(g->role);
-            snprintf(account.area, sizeof account.area, "%s", g->scope);
-        }
-    }
+    if (s_grants_from(self, request, req->grants, req->n_grants, &account))
+        return 0;
     char phone[32], phone_hash[65];
     if (linli_phone_normalize(req->phone, phone, sizeof phone))
         return linli_fail_field(request, 400, "invalid_format", "phone",
@@ -615,6 +663,109 @@ s_get_staff(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     return linli_reply(request, 200, &view.user.base);
 }
 
+//  Whether the caller administers staff account a: a visible staff account
+//  (as for GetStaff), not the caller's own, each of whose grants the caller
+//  could have given. 1 yes; 0 no (answer 403); -1 not visible (answer 404).
+static int
+s_administers(const Linli__Caller *caller, const registry_account_t *a)
+{
+    if (strcmp(a->kind, "staff") ||
+        linli_auth_rank_over(caller, a->area) < linli_auth_rank(LINLI_ROLE_STREET_ADMIN))
+        return -1;
+    if (registry_parse_id(caller->user_id) == a->id)
+        return 0;
+    for (size_t i = 0; i < a->n_grants; i++)
+        if (!linli_auth_can_grant(caller, a->grants[i].role, a->grants[i].scope))
+            return 0;
+    return 1;
+}
+
+//  Open the transaction of a change to staff account `id` and lock it,
+//  when the caller administers it. 0, or -1 when request was answered.
+static int
+s_staff_change_begin(registry_t *self, linli_request_t *request, const char *id, linli_idem_t *idem,
+                     registry_account_t *account)
+{
+    if (linli_idem_begin(self->pg, request, idem) != LINLI_IDEM_NEW)
+        return -1; //  replayed, or answered already
+    bool found = false;
+    int64_t n = registry_parse_id(id);
+    if (n && registry_store_account_lock(self->store, n, account, &found)) {
+        linli_idem_abort(idem, request, 503, "store_unavailable",
+                         "the registry store is unavailable");
+        return -1;
+    }
+    int may = found ? s_administers(linli_request_caller(request), account) : -1;
+    if (may < 0) {
+        linli_idem_abort(idem, request, 404, "staff_not_found", "no such staff account");
+        return -1;
+    }
+    if (may == 0) {
+        linli_idem_abort(idem, request, 403, "forbidden",
+                         "only an admin above all of its roles changes a staff account, "
+                         "and not one's own");
+        return -1;
+    }
+    return 0;
+}
+
+//  registry.SetStaffStatus: an admin disables a staff account (its sessions
+//  end, login is refused) or enables it again.
+static int
+s_set_staff_status(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    registry_t *self = (registry_t *)self_;
+    const Linli__Registry__SetStaffStatusRequest *req =
+        (const Linli__Registry__SetStaffStatusRequest *)msg;
+    const Linli__Caller *caller = linli_request_caller(request);
+    linli_idem_t idem;
+    registry_account_t account;
+    if (s_staff_change_begin(self, request, req->id, &idem, &account))
+        return 0;
+    bool changed = strcmp(account.status, req->status) != 0;
+    snprintf(account.status, sizeof account.status, "%s", req->status);
+    if (changed && (registry_store_account_set_status(self->store, account.id, account.status) ||
+                    registry_emit_staff(self, "linli.registry.staff.status_changed", &account,
+                                        caller->user_id)))
+        return linli_idem_abort(&idem, request, 503, "store_unavailable",
+                                "the registry store is unavailable");
+    s_user_view_t view;
+    s_user_msg(&account, caller, &view);
+    if (!changed || strcmp(account.status, "disabled"))
+        return linli_idem_commit(&idem, request, 200, &view.user.base);
+    return registry_commit_ending_sessions(self, &idem, request, 200, &view.user.base, view.id);
+}
+
+//  registry.SetStaffGrants: an admin replaces a staff account's grants; its
+//  sessions end, so the new grants hold from its next login.
+static int
+s_set_staff_grants(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
+{
+    registry_t *self = (registry_t *)self_;
+    const Linli__Registry__SetStaffGrantsRequest *req =
+        (const Linli__Registry__SetStaffGrantsRequest *)msg;
+    const Linli__Caller *caller = linli_request_caller(request);
+    //  The new grants are checked before the transaction (they need no lock).
+    registry_account_t wanted;
+    memset(&wanted, 0, sizeof wanted);
+    if (s_grants_from(self, request, req->grants, req->n_grants, &wanted))
+        return 0;
+    linli_idem_t idem;
+    registry_account_t account;
+    if (s_staff_change_begin(self, request, req->id, &idem, &account))
+        return 0;
+    account.n_grants = wanted.n_grants;
+    memcpy(account.grants, wanted.grants, sizeof account.grants);
+    snprintf(account.area, sizeof account.area, "%s", wanted.area);
+    if (registry_store_account_set_grants(self->store, &account) ||
+        registry_emit_staff(self, "linli.registry.staff.grants_changed", &account, caller->user_id))
+        return linli_idem_abort(&idem, request, 503, "store_unavailable",
+                                "the registry store is unavailable");
+    s_user_view_t view;
+    s_user_msg(&account, caller, &view);
+    return registry_commit_ending_sessions(self, &idem, request, 200, &view.user.base, view.id);
+}
+
 //  registry.ListStaff: staff in an area of the caller's subtree, by id.
 static int
 s_list_staff(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
@@ -663,5 +814,7 @@ const linli_route_t registry_account_routes[] = {
     {"registry.CreateStaff", REG(create_staff_request), s_create_staff},
     {"registry.GetStaff", REG(get_staff_request), s_get_staff},
     {"registry.ListStaff", REG(list_staff_request), s_list_staff},
+    {"registry.SetStaffStatus", REG(set_staff_status_request), s_set_staff_status},
+    {"registry.SetStaffGrants", REG(set_staff_grants_request), s_set_staff_grants},
     {NULL, NULL, NULL},
 };

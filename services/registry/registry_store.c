@@ -227,6 +227,56 @@ registry_store_account_get(registry_store_t *self, int64_t id, registry_account_
 }
 
 int
+registry_store_account_lock(registry_store_t *self, int64_t id, registry_account_t *out,
+                            bool *found)
+{
+    return registry_get_by_id(self->pg,
+                              "SELECT " S_ACCOUNT_COLUMNS
+                              " FROM accounts a WHERE a.id = $1::bigint FOR UPDATE OF a",
+                              id, s_account_from_row, out, found);
+}
+
+int
+registry_store_account_set_status(registry_store_t *self, int64_t id, const char *status)
+{
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
+    const char *params[] = {idbuf, status};
+    return linli_pg_command(self->pg, "UPDATE accounts SET status = $2 WHERE id = $1::bigint", 2,
+                            params);
+}
+
+//  An account's grants, inserted (inside the caller's open transaction).
+static int
+s_grants_insert(registry_store_t *self, const registry_account_t *account)
+{
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, account->id);
+    for (size_t i = 0; i < account->n_grants; i++) {
+        const char *gp[] = {idbuf, account->grants[i].role, account->grants[i].scope};
+        if (linli_pg_command(self->pg,
+                             "INSERT INTO grants (account_id, role, scope) "
+                             "VALUES ($1::bigint, $2, $3) ON CONFLICT DO NOTHING",
+                             3, gp))
+            return -1;
+    }
+    return 0;
+}
+
+int
+registry_store_account_set_grants(registry_store_t *self, const registry_account_t *account)
+{
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, account->id);
+    const char *params[] = {idbuf, account->area};
+    if (linli_pg_command(self->pg, "DELETE FROM grants WHERE account_id = $1::bigint", 1, params) ||
+        linli_pg_command(self->pg, "UPDATE accounts SET area = $2 WHERE id = $1::bigint", 2,
+                         params))
+        return -1;
+    return s_grants_insert(self, account);
+}
+
+int
 registry_store_account_insert(registry_store_t *self, registry_account_t *account,
                               const char *phone_hash, int64_t created_by, bool *taken)
 {
@@ -254,17 +304,7 @@ registry_store_account_insert(registry_store_t *self, registry_account_t *accoun
     account->created_at_ms = registry_col_int64(res, 0, 1);
     snprintf(account->status, sizeof account->status, "active");
     PQclear(res);
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%" PRId64, account->id);
-    for (size_t i = 0; i < account->n_grants; i++) {
-        const char *gp[] = {idbuf, account->grants[i].role, account->grants[i].scope};
-        if (linli_pg_command(self->pg,
-                             "INSERT INTO grants (account_id, role, scope) "
-                             "VALUES ($1::bigint, $2, $3) ON CONFLICT DO NOTHING",
-                             3, gp))
-            return -1;
-    }
-    return 0;
+    return s_grants_insert(self, account);
 }
 
 int

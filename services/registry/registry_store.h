@@ -68,6 +68,18 @@ int registry_store_account_by_phone(registry_store_t *self, const char *phone_ha
 int registry_store_account_get(registry_store_t *self, int64_t id, registry_account_t *out,
                                bool *found);
 
+//  The same, its row locked until the caller's open transaction ends.
+int registry_store_account_lock(registry_store_t *self, int64_t id, registry_account_t *out,
+                                bool *found);
+
+//  Set the account's status (active | disabled), inside the caller's open
+//  transaction. 0 or -1.
+int registry_store_account_set_status(registry_store_t *self, int64_t id, const char *status);
+
+//  Replace the account's grants by account->grants and its area by
+//  account->area, inside the caller's open transaction. 0 or -1.
+int registry_store_account_set_grants(registry_store_t *self, const registry_account_t *account);
+
 //  Insert an account and its grants, inside the caller's open transaction.
 //  *taken when the phone is already registered (nothing written). Fills
 //  account->id and created_at_ms.

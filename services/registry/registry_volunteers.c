@@ -527,15 +527,9 @@ s_change_status(registry_t *self, linli_request_t *request, const char *id, cons
     if (!registry_volunteer_barred(to))
         return linli_idem_commit(&idem, request, 200, &view.msg.base);
     //  A suspended or departed volunteer keeps no session: all of them end
-    //  once the change is committed (never for a change rolled back), before
-    //  the answer, so a token tried after it is refused. Without Redis the
-    //  change still stands (login refuses the status anyway); the sessions
-    //  then last until their TTL.
-    if (linli_idem_finish(&idem, 200, &view.msg.base))
-        return linli_fail(request, 503, "store_unavailable", "the change could not be committed");
-    if (linli_session_revoke_user(self->redis, view.id) < 0)
-        linli_warn("registry: the sessions of volunteer %s could not be ended", view.id);
-    return linli_reply(request, 200, &view.msg.base);
+    //  with the change, before the answer, so a token tried after it is
+    //  refused.
+    return registry_commit_ending_sessions(self, &idem, request, 200, &view.msg.base, view.id);
 }
 
 const char *

@@ -207,6 +207,57 @@ test_reconnect_after_restart(void **state)
     ts_redis_stop(&server);
 }
 
+//  Connections the server has accepted so far (INFO stats).
+static long
+s_connections(linli_redis_t *r)
+{
+    redisReply *reply = linli_redis_cmd(r, "INFO stats");
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_STRING);
+    const char *at = strstr(reply->str, "total_connections_received:");
+    assert_non_null(at);
+    long n = atol(at + strlen("total_connections_received:"));
+    freeReplyObject(reply);
+    return n;
+}
+
+//  A reply that does not come within the timeout (Redis paused for writes:
+//  it is there, but slow) fails once, after one timeout, not two: no retry
+//  on a fresh connection. The next command, once Redis answers again, works
+//  on the same handle.
+static void
+test_timeout_not_retried(void **state)
+{
+    (void)state;
+    ts_redis_t server;
+    assert_int_equal(ts_redis_start(&server), 0);
+    linli_redis_t *r = linli_redis_new("127.0.0.1", server.port, NULL, 300, "to:");
+    linli_redis_t *admin = linli_redis_new("127.0.0.1", server.port, NULL, 1000, NULL);
+    redisReply *reply = linli_redis_cmd(admin, "CLIENT PAUSE 1500 WRITE");
+    assert_non_null(reply);
+    freeReplyObject(reply);
+    //  Reads go on; a write waits, and is given up after one timeout.
+    reply = linli_redis_cmd(r, "GET to:k");
+    assert_non_null(reply);
+    freeReplyObject(reply);
+    long before = s_connections(admin);
+    int64_t t0 = ts_mono_ms();
+    assert_null(linli_redis_cmd(r, "SET to:k 1"));
+    assert_true(ts_mono_ms() - t0 >= 250);
+    //  No second connection was opened to try again.
+    assert_int_equal(s_connections(admin), before);
+    reply = linli_redis_cmd(admin, "CLIENT UNPAUSE");
+    assert_non_null(reply);
+    freeReplyObject(reply);
+    reply = linli_redis_cmd(r, "INCR to:n");
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(reply);
+    linli_redis_destroy(&admin);
+    linli_redis_destroy(&r);
+    ts_redis_stop(&server);
+}
+
 static void
 test_unix_socket(void **state)
 {
@@ -279,7 +330,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_prefix),  cmocka_unit_test(test_commands_and_argv),
         cmocka_unit_test(test_pipeline),    cmocka_unit_test(test_reconnect_after_restart),
-        cmocka_unit_test(test_unix_socket),
+        cmocka_unit_test(test_unix_socket), cmocka_unit_test(test_timeout_not_retried),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
