@@ -34,18 +34,6 @@ static char s_district_id[32];
 static redisContext *s_redis;
 static PGconn *s_db;
 
-//  token is refused at once, every time, as an unknown token.
-static void
-s_assert_ended(const char *token)
-{
-    for (int i = 0; i < 10; i++) {
-        ts_http_reply_t r = ts_req(&s_suite, "GET", "/v1/me", token, NULL);
-        assert_int_equal(r.status, 401);
-        assert_string_equal(ts_error_code(&r), "invalid_token");
-        ts_http_reply_free(&r);
-    }
-}
-
 //  A staff account made by token with one grant: its id into id, logged in
 //  (its token returned, caller frees), the session cached by the gateway.
 static char *
@@ -170,8 +158,8 @@ test_disable_and_enable(void **state)
     assert_string_equal(ts_json_str(&r, "status"), "disabled");
     assert_string_equal(ts_json_str(&r, "id"), id);
     ts_http_reply_free(&r);
-    s_assert_ended(worker);
-    s_assert_ended(second);
+    ts_assert_token_ended(&s_suite, worker);
+    ts_assert_token_ended(&s_suite, second);
     s_db_status(id, "disabled");
     //  Nobody else's.
     assert_int_equal(ts_me_status(&s_suite, other), 200);
@@ -198,8 +186,8 @@ test_disable_and_enable(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(ts_json_str(&r, "status"), "active");
     ts_http_reply_free(&r);
-    s_assert_ended(worker);
-    s_assert_ended(second);
+    ts_assert_token_ended(&s_suite, worker);
+    ts_assert_token_ended(&s_suite, second);
     char *fresh = ts_login(&s_suite, phone, PASSWORD);
     assert_non_null(fresh);
     assert_int_equal(ts_me_status(&s_suite, fresh), 200);
@@ -231,7 +219,7 @@ test_idempotent_retry(void **state)
         ts_http(&s_suite, "POST", path, s_district, "{\"status\":\"disabled\"}", headers, &first),
         0);
     assert_int_equal(first.status, 200);
-    s_assert_ended(worker);
+    ts_assert_token_ended(&s_suite, worker);
     //  Enabled meanwhile; the retry of the disabling answers as the first
     //  time and changes nothing.
     s_expect(s_set_status(s_district, id, "active"), 200, NULL);
@@ -270,7 +258,7 @@ test_grants_replaced(void **state)
     assert_string_equal(ts_json_str(&r, "area"), S1); //  the highest role's scope
     ts_http_reply_free(&r);
     //  The old session, holding the old grants, is over.
-    s_assert_ended(worker);
+    ts_assert_token_ended(&s_suite, worker);
     char *fresh = ts_login(&s_suite, phone, PASSWORD);
     assert_non_null(fresh);
     r = ts_req(&s_suite, "GET", "/v1/me", fresh, NULL);
@@ -386,9 +374,9 @@ test_who_may_change(void **state)
     //  A street admin above the worker may; the city admin may disable a
     //  district admin, whose own session then ends.
     s_expect(s_set_status(street, worker_id, "disabled"), 200, NULL);
-    s_assert_ended(worker);
+    ts_assert_token_ended(&s_suite, worker);
     s_expect(s_set_status(s_city, peer_id, "disabled"), 200, NULL);
-    s_assert_ended(peer);
+    ts_assert_token_ended(&s_suite, peer);
     assert_int_equal(ts_me_status(&s_suite, s_district), 200);
     free(worker);
     free(peer);
@@ -439,9 +427,9 @@ test_no_change_without_ending_sessions(void **state)
 
     //  The same requests now succeed, and the sessions end.
     s_expect(ts_req(&s_suite, "POST", path, worker, "{\"status\":\"suspended\"}"), 200, NULL);
-    s_assert_ended(volunteer);
+    ts_assert_token_ended(&s_suite, volunteer);
     s_expect(s_set_status(s_district, id, "disabled"), 200, NULL);
-    s_assert_ended(worker);
+    ts_assert_token_ended(&s_suite, worker);
     s_db_status(id, "disabled");
     free(worker);
     free(volunteer);

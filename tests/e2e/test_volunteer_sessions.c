@@ -23,18 +23,6 @@ static char *s_admin;  //  city admin
 static char *s_worker; //  community worker of C1
 static redisContext *s_redis;
 
-//  token is refused at once, every time, as an unknown token.
-static void
-s_assert_ended(const char *token)
-{
-    for (int i = 0; i < 10; i++) {
-        ts_http_reply_t r = ts_req(&s_suite, "GET", "/v1/me", token, NULL);
-        assert_int_equal(r.status, 401);
-        assert_string_equal(ts_error_code(&r), "invalid_token");
-        ts_http_reply_free(&r);
-    }
-}
-
 //  How many sessions Redis lists under account id.
 static long long
 s_listed(const char *id)
@@ -117,8 +105,8 @@ test_suspension_ends_sessions(void **state)
 
     //  Suspended: both sessions end before the answer, though cached.
     s_status(id, s_worker, "suspended");
-    s_assert_ended(first);
-    s_assert_ended(second);
+    ts_assert_token_ended(&s_suite, first);
+    ts_assert_token_ended(&s_suite, second);
     assert_int_equal(s_listed(id), 0);
     //  Nobody else's.
     assert_int_equal(ts_me_status(&s_suite, other), 200);
@@ -151,8 +139,8 @@ test_suspension_ends_sessions(void **state)
 
     //  Reinstated: nothing comes back; it logs in anew, with its old password.
     s_status(id, s_worker, "verified");
-    s_assert_ended(first);
-    s_assert_ended(second);
+    ts_assert_token_ended(&s_suite, first);
+    ts_assert_token_ended(&s_suite, second);
     char *fresh = ts_login(&s_suite, phone, PASSWORD);
     assert_non_null(fresh);
     assert_int_equal(ts_me_status(&s_suite, fresh), 200);
@@ -182,8 +170,8 @@ test_leaving_ends_sessions(void **state)
     ts_wait_session_cached(&s_suite, second);
     ts_wait_session_cached(&s_suite, other);
     s_status(id, first, "left");
-    s_assert_ended(first);
-    s_assert_ended(second);
+    ts_assert_token_ended(&s_suite, first);
+    ts_assert_token_ended(&s_suite, second);
     s_login_refused(phone, "volunteer_left");
     assert_int_equal(s_listed(id), 0);
     assert_int_equal(ts_me_status(&s_suite, other), 200);
@@ -194,7 +182,7 @@ test_leaving_ends_sessions(void **state)
     char *pending = s_volunteer("未审", pending_phone, 5, false, pending_id);
     ts_wait_session_cached(&s_suite, pending);
     s_status(pending_id, s_worker, "left");
-    s_assert_ended(pending);
+    ts_assert_token_ended(&s_suite, pending);
     s_login_refused(pending_phone, "volunteer_left");
 
     //  And a suspended one: still refused, now as left.
@@ -202,7 +190,7 @@ test_leaving_ends_sessions(void **state)
     char suspended_id[32];
     char *suspended = s_volunteer("先停", suspended_phone, 6, true, suspended_id);
     s_status(suspended_id, s_worker, "suspended");
-    s_assert_ended(suspended);
+    ts_assert_token_ended(&s_suite, suspended);
     s_status(suspended_id, s_worker, "left");
     s_login_refused(suspended_phone, "volunteer_left");
 

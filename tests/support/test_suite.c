@@ -364,6 +364,17 @@ ts_me_status(ts_suite_t *s, const char *token)
 
 // ---------------------------------------------------------------- gateway checks
 
+void
+ts_assert_token_ended(ts_suite_t *s, const char *token)
+{
+    for (int i = 0; i < 10; i++) {
+        ts_http_reply_t r = ts_req(s, "GET", "/v1/me", token, NULL);
+        assert_int_equal(r.status, 401);
+        assert_string_equal(ts_error_code(&r), "invalid_token");
+        ts_http_reply_free(&r);
+    }
+}
+
 long
 ts_metric(ts_suite_t *s, const char *line_prefix)
 {

@@ -105,6 +105,10 @@ long ts_me_status(ts_suite_t *s, const char *token);
 //  The value on the gateway's /metrics line that starts with line_prefix
 //  (the metric's name, its labels and the space): a "# HELP" line never matches.
 long ts_metric(ts_suite_t *s, const char *line_prefix);
+//  token is refused at once, ten times in a row, as an unknown token
+//  (401 invalid_token): its session has ended.
+void ts_assert_token_ended(ts_suite_t *s, const char *token);
+
 //  The gateway's count of session look-ups answered from its cache.
 long ts_session_cache_hits(ts_suite_t *s);
 //  Wait (5 s at most) until the gateway answers token's session from its
