@@ -136,9 +136,10 @@ s_context(linli_redis_t *self)
 
 //  Send one formatted command and read its reply, reconnecting and retrying
 //  once when the context turns out dead. A reply that timed out is not
-//  retried: Redis is there but slow (or paused), the command may yet run,
-//  and a second wait would keep the caller (a worker's only thread) from its
-//  heartbeats for twice the timeout. Caller frees the reply.
+//  retried, and no connection is made for one more timeout: Redis is there
+//  but slow (or paused), the command may yet run, and a second wait would
+//  keep the caller (a worker's only thread) from its heartbeats for twice
+//  the timeout. Caller frees the reply.
 static redisReply *
 s_exec(linli_redis_t *self, const char *cmd, size_t len)
 {
@@ -155,9 +156,14 @@ s_exec(linli_redis_t *self, const char *cmd, size_t len)
         if (reply)
             freeReplyObject(reply);
         if (timed_out) {
+            //  And no new connection for as long: a second command of the
+            //  same request fails at once instead of waiting again.
             linli_error("redis: no reply from %s within %d ms", self->where, self->timeout_ms);
             self->failing = true;
             s_drop(self);
+            self->next_attempt_ms =
+                zclock_mono() +
+                (self->timeout_ms > S_RECONNECT_MS ? self->timeout_ms : S_RECONNECT_MS);
             return NULL;
         }
         if (attempt == 0) {

@@ -229,39 +229,78 @@ s_fail_barred(linli_request_t *request, const char *code)
                             "this volunteer is suspended; it can log in once reinstated");
 }
 
-//  A session for account, answered as a LoginReply (200).
-static int
-s_login_answer(registry_t *self, linli_request_t *request, const registry_account_t *account,
-               const char *bucket)
+//  Whether a and b hold the same grants (the store lists them in order).
+static bool
+s_same_grants(const registry_account_t *a, const registry_account_t *b)
 {
+    if (a->n_grants != b->n_grants)
+        return false;
+    for (size_t i = 0; i < a->n_grants; i++)
+        if (strcmp(a->grants[i].role, b->grants[i].role) ||
+            strcmp(a->grants[i].scope, b->grants[i].scope))
+            return false;
+    return true;
+}
+
+//  A session for account, answered as a LoginReply (200). proved_hash: the
+//  password hash the caller's password matched (NULL when it proved itself
+//  by a code that just set the password).
+//
+//  The account is read again once the session is listed: a change committed
+//  before that read (disabled, new grants, a new password, a volunteer
+//  suspended or gone) is seen here and the session ended; one committed
+//  after it ends the session by revocation. New grants make the session
+//  again with them.
+static int
+s_login_answer(registry_t *self, linli_request_t *request, const registry_account_t *proved,
+               const char *proved_hash, const char *bucket)
+{
+    registry_account_t account = *proved;
     char id[24];
-    snprintf(id, sizeof id, "%" PRId64, account->id);
-    Linli__Grant grant_msgs[REGISTRY_MAX_GRANTS];
-    Linli__Grant *grant_ptrs[REGISTRY_MAX_GRANTS];
-    Linli__Caller who = LINLI__CALLER__INIT;
-    who.user_id = id;
-    who.kind = (char *)account->kind;
-    who.n_grants = registry_grant_msgs(account, grant_msgs, grant_ptrs);
-    who.grants = grant_ptrs;
+    snprintf(id, sizeof id, "%" PRId64, account.id);
     char token[96];
     int64_t expires_at;
-    if (linli_session_create(self->redis, &who, self->session_ttl_s, token, sizeof token,
-                             &expires_at))
-        return linli_fail(request, 503, "session_store_unavailable",
-                          "sessions cannot be created right now");
-    //  A suspended or departed volunteer gets none. Its status is read once
-    //  the session is listed: a suspension committed before this read is
-    //  seen here, one committed after it ends the session by revocation.
-    const char *barred = "";
-    if (s_volunteer_barred(self, account, &barred) || *barred) {
+    for (int attempt = 0;; attempt++) {
+        Linli__Grant grant_msgs[REGISTRY_MAX_GRANTS];
+        Linli__Grant *grant_ptrs[REGISTRY_MAX_GRANTS];
+        Linli__Caller who = LINLI__CALLER__INIT;
+        who.user_id = id;
+        who.kind = account.kind;
+        who.n_grants = registry_grant_msgs(&account, grant_msgs, grant_ptrs);
+        who.grants = grant_ptrs;
+        if (linli_session_create(self->redis, &who, self->session_ttl_s, token, sizeof token,
+                                 &expires_at))
+            return linli_fail(request, 503, "session_store_unavailable",
+                              "sessions cannot be created right now");
+        registry_account_t now;
+        bool found = false;
+        const char *barred = "";
+        int rc = registry_store_account_get(self->store, account.id, &now, &found);
+        if (!rc && found)
+            rc = s_volunteer_barred(self, &now, &barred);
+        bool same_password = found && (!proved_hash || !strcmp(proved_hash, now.password_hash));
+        bool active = found && !strcmp(now.status, "active");
+        bool same_grants = found && s_same_grants(&account, &now);
+        if (!rc && same_password && active && !*barred && same_grants)
+            break;
         char hash[LINLI_HASH_HEX_CAP];
         linli_token_hash(token, hash);
         sodium_memzero(token, sizeof token);
         if (linli_session_delete(self->redis, id, hash))
-            linli_warn("registry: a session of barred volunteer %s could not be ended", id);
-        return *barred ? s_fail_barred(request, barred)
-                       : linli_fail(request, 503, "store_unavailable",
-                                    "the registry store is unavailable");
+            linli_warn("registry: a refused session of account %s could not be ended", id);
+        if (rc)
+            return linli_fail(request, 503, "store_unavailable",
+                              "the registry store is unavailable");
+        if (!same_password)
+            return linli_fail(request, 401, "bad_credentials", "wrong phone or password");
+        if (!active)
+            return linli_fail(request, 403, "account_disabled", "this account is disabled");
+        if (*barred)
+            return s_fail_barred(request, barred);
+        if (attempt == 2)
+            return linli_fail(request, 503, "account_changing",
+                              "the account's roles are being changed; try again");
+        account = now; //  new grants: a session with them
     }
     if (linli_ratelimit_reset(self->redis, bucket))
         linli_warn("registry: the failed logins of a phone could not be reset");
@@ -269,7 +308,7 @@ s_login_answer(registry_t *self, linli_request_t *request, const registry_accoun
     s_user_view_t view;
     Linli__Caller self_caller = LINLI__CALLER__INIT;
     self_caller.user_id = id;
-    s_user_msg(account, &self_caller, &view);
+    s_user_msg(&account, &self_caller, &view);
     Linli__Registry__LoginReply reply = LINLI__REGISTRY__LOGIN_REPLY__INIT;
     reply.token = token;
     reply.expires_at = expires_at;
@@ -306,7 +345,7 @@ s_login(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     if (strcmp(account.status, "active"))
         return linli_fail(request, 403, "account_disabled", "this account is disabled");
     //  A suspended or departed volunteer is refused there (s_volunteer_barred).
-    return s_login_answer(self, request, &account, bucket);
+    return s_login_answer(self, request, &account, account.password_hash, bucket);
 }
 
 // ---------------------------------------------------------------- password codes
@@ -468,7 +507,7 @@ s_set_password(void *self_, linli_request_t *request, const ProtobufCMessage *ms
     }
     if (linli_session_revoke_user(self->redis, idbuf) < 0)
         linli_warn("registry: the sessions of account %s could not be ended", idbuf);
-    return s_login_answer(self, request, &account, bucket);
+    return s_login_answer(self, request, &account, NULL, bucket);
 }
 
 //  registry.Logout: end the caller's session.
@@ -580,6 +619,12 @@ s_grants_from(registry_t *self, linli_request_t *request, Linli__Grant **grants,
             linli_fail_field(request, 422, "unknown_area", field, "no area has code %s", g->scope);
             return -1;
         }
+        bool repeated = false; //  the same grant twice is one grant
+        for (size_t k = 0; k < account->n_grants && !repeated; k++)
+            repeated = !strcmp(account->grants[k].role, g->role) &&
+                       !strcmp(account->grants[k].scope, g->scope);
+        if (repeated)
+            continue;
         registry_grant_t *dst = &account->grants[account->n_grants++];
         snprintf(dst->role, sizeof dst->role, "%s", g->role);
         snprintf(dst->scope, sizeof dst->scope, "%s", g->scope);
@@ -731,7 +776,9 @@ s_set_staff_status(void *self_, linli_request_t *request, const ProtobufCMessage
                                 "the registry store is unavailable");
     s_user_view_t view;
     s_user_msg(&account, caller, &view);
-    if (!changed || strcmp(account.status, "disabled"))
+    //  Disabling a disabled account ends its sessions again: harmless, and
+    //  it leaves none behind whatever happened before.
+    if (strcmp(account.status, "disabled"))
         return linli_idem_commit(&idem, request, 200, &view.user.base);
     return registry_commit_ending_sessions(self, &idem, request, 200, &view.user.base, view.id);
 }

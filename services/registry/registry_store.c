@@ -230,10 +230,18 @@ int
 registry_store_account_lock(registry_store_t *self, int64_t id, registry_account_t *out,
                             bool *found)
 {
-    return registry_get_by_id(self->pg,
-                              "SELECT " S_ACCOUNT_COLUMNS
-                              " FROM accounts a WHERE a.id = $1::bigint FOR UPDATE OF a",
-                              id, s_account_from_row, out, found);
+    //  Lock first, then read in a statement of its own: one statement that
+    //  waited for the lock would see the account row as committed since but
+    //  its grants (a sub-select) as they were when it started.
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
+    const char *params[] = {idbuf};
+    bool exists = false;
+    *found = false;
+    if (registry_exists(self->pg, "SELECT 1 FROM accounts WHERE id = $1::bigint FOR UPDATE", 1,
+                        params, &exists))
+        return -1;
+    return exists ? registry_store_account_get(self, id, out, found) : 0;
 }
 
 int
