@@ -566,7 +566,7 @@ registry_commit_ending_sessions(registry_t *self, linli_idem_t *idem, linli_requ
 
 int
 registry_emit_staff(registry_t *self, const char *type, const registry_account_t *a,
-                    const char *actor)
+                    const char *actor, const char *previous_area)
 {
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, a->id);
@@ -579,6 +579,7 @@ registry_emit_staff(registry_t *self, const char *type, const registry_account_t
     data.grants = grant_ptrs;
     data.actor = (char *)actor;
     data.status = (char *)a->status;
+    data.previous_area = (char *)previous_area;
     return registry_emit(self->pg, type, "staff", a->id, a->area, &data.base);
 }
 
@@ -679,7 +680,7 @@ s_create_staff(void *self_, linli_request_t *request, const ProtobufCMessage *ms
     if (taken)
         return linli_idem_abort(&idem, request, 409, "phone_taken",
                                 "an account with this phone exists");
-    if (registry_emit_staff(self, "linli.registry.staff.created", &account, caller->user_id))
+    if (registry_emit_staff(self, "linli.registry.staff.created", &account, caller->user_id, NULL))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the event could not be recorded");
     s_user_view_t view;
@@ -771,7 +772,7 @@ s_set_staff_status(void *self_, linli_request_t *request, const ProtobufCMessage
     snprintf(account.status, sizeof account.status, "%s", req->status);
     if (changed && (registry_store_account_set_status(self->store, account.id, account.status) ||
                     registry_emit_staff(self, "linli.registry.staff.status_changed", &account,
-                                        caller->user_id)))
+                                        caller->user_id, NULL)))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the registry store is unavailable");
     s_user_view_t view;
@@ -801,11 +802,16 @@ s_set_staff_grants(void *self_, linli_request_t *request, const ProtobufCMessage
     registry_account_t account;
     if (s_staff_change_begin(self, request, req->id, &idem, &account))
         return 0;
+    char previous[sizeof account.area];
+    snprintf(previous, sizeof previous, "%s", account.area);
     account.n_grants = wanted.n_grants;
     memcpy(account.grants, wanted.grants, sizeof account.grants);
     snprintf(account.area, sizeof account.area, "%s", wanted.area);
+    //  The event goes out under the new area and names the old one, so a
+    //  consumer of either area sees the account come or go.
     if (registry_store_account_set_grants(self->store, &account) ||
-        registry_emit_staff(self, "linli.registry.staff.grants_changed", &account, caller->user_id))
+        registry_emit_staff(self, "linli.registry.staff.grants_changed", &account, caller->user_id,
+                            strcmp(previous, account.area) ? previous : NULL))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the registry store is unavailable");
     s_user_view_t view;

@@ -145,8 +145,8 @@ registry_prepare(registry_t *reg, const linli_config_t *config)
             bool taken;
             if (linli_pg_begin(reg->pg) ||
                 registry_store_account_insert(reg->store, &account, hash, 0, &taken) ||
-                (!taken &&
-                 registry_emit_staff(reg, "linli.registry.staff.created", &account, "bootstrap")) ||
+                (!taken && registry_emit_staff(reg, "linli.registry.staff.created", &account,
+                                               "bootstrap", NULL)) ||
                 linli_pg_commit(reg->pg)) {
                 linli_pg_rollback(reg->pg);
                 return -1;

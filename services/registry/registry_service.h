@@ -18,9 +18,10 @@ void registry_close(registry_t *reg);
 int registry_prepare(registry_t *reg, const linli_config_t *config);
 
 //  Record an event about a staff account in the outbox, inside the caller's
-//  open transaction. 0 or -1.
+//  open transaction; previous_area: its home area before a move (NULL when
+//  it stays). 0 or -1.
 int registry_emit_staff(registry_t *self, const char *type, const registry_account_t *a,
-                        const char *actor);
+                        const char *actor, const char *previous_area);
 
 //  The actor: args is the linli_config_t (borrowed). Ends on $TERM.
 void registry_service_actor(zsock_t *pipe, void *args);

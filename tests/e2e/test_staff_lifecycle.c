@@ -95,6 +95,8 @@ typedef struct {
     int grants_changed;
     char last_status[16];
     int last_grants;
+    char last_previous_area[16]; //  of the last grants_changed
+    char last_area[16];
 } s_scan_t;
 
 static void
@@ -117,6 +119,9 @@ s_scan_event(const Linli__Event *ev, const char *d, size_t dlen, void *arg)
     if (!strcmp(ev->type, "linli.registry.staff.grants_changed")) {
         scan->grants_changed++;
         scan->last_grants = (int)data->n_grants;
+        snprintf(scan->last_previous_area, sizeof scan->last_previous_area, "%s",
+                 data->previous_area ? data->previous_area : "");
+        snprintf(scan->last_area, sizeof scan->last_area, "%s", ev->area ? ev->area : "");
     }
     assert_non_null(data->actor);
     linli__registry__staff_event__free_unpacked(data, NULL);
@@ -317,6 +322,9 @@ test_grants_replaced(void **state)
     s_scan_t scan = {.subject = subject, .phone = phone};
     s_scan_until(&scan, 0, 1);
     assert_int_equal(scan.last_grants, 2);
+    //  Out under the new home area, naming the old one.
+    assert_string_equal(scan.last_area, S1);
+    assert_string_equal(scan.last_previous_area, C1);
     free(worker);
     free(fresh);
 }
