@@ -167,7 +167,8 @@ s_string(s_pool_t *pool, bool allow_bad)
         "\xc3", "\x80",     "\xe4\xb8",
     };
     size_t n = s_rand() % 12;
-    char *s = s_alloc(pool, n * 4 + 8);
+    //  Pieces are up to 6 bytes ("读者"), a bad tail up to 4, then the NUL.
+    char *s = s_alloc(pool, n * 6 + 8);
     for (size_t i = 0; i < n; i++)
         strcat(s, pieces[s_rand() % (sizeof pieces / sizeof pieces[0])]);
     if (allow_bad && s_rand() % 8 == 0)
