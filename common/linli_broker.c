@@ -1149,11 +1149,15 @@ s_broker_destroy(s_broker_t **self_p)
 }
 
 //  Bind sock to every endpoint of a comma-separated list. Endpoints bound,
-//  0 when the list is empty, -1 when one fails (logged).
+//  0 when the list is empty, -1 when one fails or memory runs out (logged).
 static int
 s_bind_all(zsock_t *sock, const char *endpoints)
 {
     char *list = strdup(endpoints);
+    if (!list) {
+        linli_error("broker: out of memory copying the endpoints to bind");
+        return -1;
+    }
     int bound = 0;
     for (char *cursor = list, *ep; (ep = linli_list_next(&cursor));) {
         if (zsock_bind(sock, "%s", ep) == -1) {

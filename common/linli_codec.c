@@ -312,24 +312,6 @@ s_path_pop(s_ctx_t *ctx, size_t saved)
 // --------------------------------------------------------------------------
 //  Small helpers.
 
-//  Count the characters of len bytes of UTF-8; -1 if they are not valid UTF-8
-//  (overlong forms, surrogates and code points above U+10FFFF included).
-static int
-s_utf8_count(const char *text, size_t len, size_t *chars)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    size_t n = 0;
-    for (size_t i = 0; i < len; n++) {
-        uint32_t cp;
-        size_t step = linli_utf8_seq(s + i, len - i, &cp);
-        if (!step)
-            return -1;
-        i += step;
-    }
-    *chars = n;
-    return 0;
-}
-
 //  True if s is one or more ASCII digits and nothing else.
 static bool
 s_all_digits(const char *s)
@@ -559,7 +541,7 @@ s_check_string(s_ctx_t *ctx, const s_rule_t *rule, const char *s, bool item)
 {
     const linli_constraint_t *c = rule ? rule->c : NULL;
     size_t chars;
-    if (s_utf8_count(s, strlen(s), &chars))
+    if (linli_utf8_count(s, strlen(s), &chars))
         return s_fail(ctx, "invalid_format", "must be valid UTF-8 text");
     size_t max = c && !item && c->max_len ? c->max_len : LINLI_CODEC_DEFAULT_MAX_LEN;
     size_t min = c && !item ? c->min_len : 0;
@@ -1061,7 +1043,7 @@ s_fill(s_ctx_t *ctx, ProtobufCMessage *msg, const json_t *body, const json_t *pa
         else if (body && json_object_get(body, key))
             rc = s_fail(ctx, "invalid_value", "is given both in the URL and in the body");
         else if (memchr(json_string_value(value), '\0', json_string_length(value)) ||
-                 s_utf8_count(json_string_value(value), json_string_length(value), &chars))
+                 linli_utf8_count(json_string_value(value), json_string_length(value), &chars))
             rc = s_fail(ctx, "invalid_format", "must be valid UTF-8 text without NUL characters");
         else {
             seen[fd - desc->fields] = true;

@@ -1,6 +1,7 @@
 //  linli_outbox: events appended in the caller's transaction, and the relay
 //  that moves committed rows into a Redis Stream (docs/outbox.md).
 #include "linli_outbox.h"
+#include "linli_crypto.h"
 #include "linli_log.h"
 
 #include <sodium.h>
@@ -41,12 +42,9 @@ linli_outbox_ddl(void)
 void
 linli_event_new_id(char id[33])
 {
-    unsigned char raw[16];
-    //  sodium_init is idempotent and thread-safe; randombytes never fails.
-    if (sodium_init() < 0)
+    //  Fails only when libsodium cannot initialise (id is then "").
+    if (linli_random_id(id, LINLI_RANDOM_ID_CAP))
         linli_error("outbox: sodium_init failed");
-    randombytes_buf(raw, sizeof raw);
-    sodium_bin2hex(id, 33, raw, sizeof raw);
 }
 
 int

@@ -134,12 +134,28 @@ s_context(linli_redis_t *self)
     return NULL;
 }
 
+//  After a failed read on ctx (err: errno as the read left it): when it timed
+//  out, drop the connection and make none for one more timeout, so a second
+//  command of the same request fails at once instead of waiting again, and
+//  say so; true then. Redis is there but slow (or paused), and a command
+//  that timed out may yet run: it is not retried.
+static bool
+s_timed_out(linli_redis_t *self, redisContext *ctx, int err)
+{
+    if (ctx->err != REDIS_ERR_IO || (err != EAGAIN && err != EWOULDBLOCK))
+        return false;
+    linli_error("redis: no reply from %s within %d ms", self->where, self->timeout_ms);
+    self->failing = true;
+    s_drop(self);
+    self->next_attempt_ms =
+        zclock_mono() + (self->timeout_ms > S_RECONNECT_MS ? self->timeout_ms : S_RECONNECT_MS);
+    return true;
+}
+
 //  Send one formatted command and read its reply, reconnecting and retrying
-//  once when the context turns out dead. A reply that timed out is not
-//  retried, and no connection is made for one more timeout: Redis is there
-//  but slow (or paused), the command may yet run, and a second wait would
-//  keep the caller (a worker's only thread) from its heartbeats for twice
-//  the timeout. Caller frees the reply.
+//  once when the context turns out dead (not when it timed out: a second
+//  wait would keep the caller, a worker's only thread, from its heartbeats
+//  for twice the timeout). Caller frees the reply.
 static redisReply *
 s_exec(linli_redis_t *self, const char *cmd, size_t len)
 {
@@ -152,20 +168,11 @@ s_exec(linli_redis_t *self, const char *cmd, size_t len)
         if (redisAppendFormattedCommand(ctx, cmd, len) == REDIS_OK &&
             redisGetReply(ctx, &reply) == REDIS_OK && reply)
             return reply;
-        bool timed_out = ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+        int err = errno;
         if (reply)
             freeReplyObject(reply);
-        if (timed_out) {
-            //  And no new connection for as long: a second command of the
-            //  same request fails at once instead of waiting again.
-            linli_error("redis: no reply from %s within %d ms", self->where, self->timeout_ms);
-            self->failing = true;
-            s_drop(self);
-            self->next_attempt_ms =
-                zclock_mono() +
-                (self->timeout_ms > S_RECONNECT_MS ? self->timeout_ms : S_RECONNECT_MS);
+        if (s_timed_out(self, ctx, err))
             return NULL;
-        }
         if (attempt == 0) {
             linli_warn("redis: %s, reconnecting", ctx->errstr[0] ? ctx->errstr : "no reply");
         } else {
@@ -235,6 +242,7 @@ linli_redis_pipeline(linli_redis_t *self, int n, const int *argcs, const char **
             REDIS_OK)
             break;
     int got = 0;
+    errno = 0;
     if (i == n)
         for (got = 0; got < n; got++) {
             void *reply = NULL;
@@ -244,15 +252,18 @@ linli_redis_pipeline(linli_redis_t *self, int n, const int *argcs, const char **
         }
     if (got == n)
         return 0;
-    linli_error("redis: pipeline of %d failed after %d replies: %s", n, got,
-                ctx->errstr[0] ? ctx->errstr : "no reply");
+    int err = errno;
     for (int k = 0; k < n; k++)
         if (replies[k]) {
             freeReplyObject(replies[k]);
             replies[k] = NULL;
         }
     //  Unread replies would answer the next command: never reuse this context.
-    s_drop(self);
+    if (!s_timed_out(self, ctx, err)) {
+        linli_error("redis: pipeline of %d failed after %d replies: %s", n, got,
+                    ctx->errstr[0] ? ctx->errstr : "no reply");
+        s_drop(self);
+    }
     return -1;
 }
 

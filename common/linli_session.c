@@ -27,21 +27,21 @@ static const char s_create_lua[] =
 
 //  KEYS: the account's set, the ended-sessions channel. ARGV: the session
 //  key prefix. Ends every session listed and announces each hash (gateways
-//  drop their cached copies); returns how many there were.
-static const char s_revoke_lua[] = "local n = 0\n"
-                                   "for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
-                                   "  n = n + redis.call('DEL', ARGV[1] .. h)\n"
+//  drop their cached copies); returns how many were listed (announced).
+static const char s_revoke_lua[] = "local listed = redis.call('SMEMBERS', KEYS[1])\n"
+                                   "for _, h in ipairs(listed) do\n"
+                                   "  redis.call('DEL', ARGV[1] .. h)\n"
                                    "  redis.call('PUBLISH', KEYS[2], h)\n"
                                    "end\n"
                                    "redis.call('DEL', KEYS[1])\n"
-                                   "return n\n";
+                                   "return #listed\n";
 
 //  KEYS: the session, the ended-sessions channel, the account's set. ARGV:
 //  the hash. The session goes, with its line in the account's list.
-static const char s_delete_lua[] = "local n = redis.call('DEL', KEYS[1])\n"
+static const char s_delete_lua[] = "redis.call('DEL', KEYS[1])\n"
                                    "redis.call('SREM', KEYS[3], ARGV[1])\n"
                                    "redis.call('PUBLISH', KEYS[2], ARGV[1])\n"
-                                   "return n\n";
+                                   "return 1\n";
 
 //  The key of the set listing user_id's sessions.
 static void
@@ -51,7 +51,8 @@ s_user_key(const char *prefix, const char *user_id, char *out, size_t cap)
 }
 
 //  True when r is the integer reply a script or DEL gives; an error reply is
-//  logged here (a NULL one was logged by linli_redis).
+//  logged here (a NULL one by linli_redis, unless it is still waiting to
+//  reconnect after a failure it logged).
 static bool
 s_check_reply(const redisReply *r, const char *what)
 {
@@ -124,8 +125,9 @@ s_flush_announcements(linli_redis_t *redis)
         freeReplyObject(r);
 }
 
-//  Run an ending script (argc arguments, EVAL first): the integer it
-//  returns, or -1 (logged); its announcements are out when it returns.
+//  Run an ending script (argc arguments, EVAL first) that returns how many
+//  hashes it announced: that number, or -1 (logged); its announcements are
+//  out when it returns.
 static long long
 s_end(linli_redis_t *redis, int argc, const char **argv, const char *what)
 {
@@ -133,7 +135,7 @@ s_end(linli_redis_t *redis, int argc, const char **argv, const char *what)
     long long n = s_check_reply(r, what) ? r->integer : -1;
     if (r)
         freeReplyObject(r);
-    if (n >= 0)
+    if (n > 0)
         s_flush_announcements(redis);
     return n;
 }

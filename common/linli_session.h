@@ -31,7 +31,8 @@ void linli_session_key(const char *prefix, const char *hash, char *out, size_t c
 void linli_session_channel(const char *prefix, char *out, size_t cap);
 
 //  End every session of user_id (a password changed, an account closed):
-//  create lists each session under its account. How many ended, or -1.
+//  create lists each session under its account. How many were listed
+//  (ended, or already expired), or -1.
 int linli_session_revoke_user(linli_redis_t *redis, const char *user_id);
 
 //  End user_id's session whose token hash is given (and take it off the

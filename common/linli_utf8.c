@@ -35,3 +35,19 @@ linli_utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
     *cp = v;
     return len;
 }
+
+int
+linli_utf8_count(const char *s, size_t len, size_t *chars)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+    for (size_t i = 0; i < len; n++) {
+        uint32_t cp;
+        size_t step = linli_utf8_seq(p + i, len - i, &cp);
+        if (!step)
+            return -1;
+        i += step;
+    }
+    *chars = n;
+    return 0;
+}

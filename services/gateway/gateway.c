@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "linli_auth.h"
 #include "linli_broker.h"
@@ -81,14 +80,6 @@ typedef struct {
     bool retried;                 //  one retry at most
 } s_pending_t;
 
-static int64_t
-s_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static const char *
 s_route_name(size_t i)
 {
@@ -122,7 +113,7 @@ s_send_text(gateway_t *self, struct evhttp_request *req, size_t route, int64_t s
                             status >= 500 ? "internal" : "bad_request");
     const char *reason = status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     evhttp_send_reply(req, status, reason, NULL);
-    gateway_metrics_observe(self->metrics, route, status, s_mono_us() - start_us);
+    gateway_metrics_observe(self->metrics, route, status, zclock_usecs() - start_us);
     if (status >= 500)
         linli_log_ctx(LINLI_LOG_WARN, request_id, NULL, "answered %d", status);
 }
@@ -277,7 +268,7 @@ s_on_reply(void *arg, const Linli__Reply *reply)
 static const char *
 s_broker_stats(gateway_t *self)
 {
-    int64_t now = s_mono_us();
+    int64_t now = zclock_usecs();
     if (!self->stats || now - self->stats_at_us > 200000) {
         char *fresh = linli_broker_stats(self->broker);
         if (fresh) {
@@ -313,7 +304,7 @@ s_metrics(gateway_t *self, struct evhttp_request *req, int64_t start_us, const c
     evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4");
     evhttp_add_header(out, "X-Request-Id", rid);
     evhttp_send_reply(req, 200, "OK", NULL);
-    gateway_metrics_observe(self->metrics, self->n_routes, 200, s_mono_us() - start_us);
+    gateway_metrics_observe(self->metrics, self->n_routes, 200, zclock_usecs() - start_us);
 }
 
 // ---------------------------------------------------------------- requests
@@ -453,7 +444,7 @@ static void
 s_on_request(struct evhttp_request *req, void *arg)
 {
     gateway_t *self = (gateway_t *)arg;
-    int64_t start = s_mono_us();
+    int64_t start = zclock_usecs();
     size_t unmatched = self->n_routes;
     char rid[65];
     s_request_id(req, rid);
@@ -799,7 +790,7 @@ gateway_new(struct event_base *base, const linli_config_t *config)
     self->metrics = gateway_metrics_new(self->n_routes);
     self->http = evhttp_new(base);
     if (!self->broker || !self->client || !self->sessions || !self->metrics || !self->http) {
-        linli_error("gateway could not start its broker, client or HTTP server");
+        linli_error("gateway could not start its broker, client, session look-ups or HTTP server");
         gateway_destroy(&self);
         return NULL;
     }

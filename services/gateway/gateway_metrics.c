@@ -175,21 +175,19 @@ gateway_metrics_render(const gateway_metrics_t *self, const char *(*route_name)(
     s_broker_gauge(&b, services, "queued", "Requests waiting for a worker, by service.");
     s_broker_gauge(&b, services, "inflight", "Requests held by workers, by service.");
     json_decref(stats);
-    if (sessions) {
-        s_printf(&b,
-                 "# HELP linli_session_lookups_total Bearer tokens resolved, from the gateway's "
-                 "cache or from Redis.\n"
-                 "# TYPE linli_session_lookups_total counter\n"
-                 "linli_session_lookups_total{from=\"cache\"} %llu\n"
-                 "linli_session_lookups_total{from=\"redis\"} %llu\n"
-                 "# HELP linli_session_cache_entries Sessions held in the gateway's cache.\n"
-                 "# TYPE linli_session_cache_entries gauge\n"
-                 "linli_session_cache_entries %zu\n"
-                 "# HELP linli_sessions_ended_total Ended sessions announced to this gateway.\n"
-                 "# TYPE linli_sessions_ended_total counter\n"
-                 "linli_sessions_ended_total %llu\n",
-                 (unsigned long long)sessions->hits, (unsigned long long)sessions->misses,
-                 sessions->entries, (unsigned long long)sessions->ended);
-    }
+    s_printf(&b,
+             "# HELP linli_session_lookups_total Bearer tokens resolved, from the gateway's "
+             "cache or from Redis.\n"
+             "# TYPE linli_session_lookups_total counter\n"
+             "linli_session_lookups_total{from=\"cache\"} %llu\n"
+             "linli_session_lookups_total{from=\"redis\"} %llu\n"
+             "# HELP linli_session_cache_entries Sessions held in the gateway's cache.\n"
+             "# TYPE linli_session_cache_entries gauge\n"
+             "linli_session_cache_entries %zu\n"
+             "# HELP linli_sessions_ended_total Ended sessions announced to this gateway.\n"
+             "# TYPE linli_sessions_ended_total counter\n"
+             "linli_sessions_ended_total %llu\n",
+             (unsigned long long)sessions->hits, (unsigned long long)sessions->misses,
+             sessions->entries, (unsigned long long)sessions->ended);
     return b.data;
 }

@@ -21,8 +21,7 @@ void gateway_metrics_observe(gateway_metrics_t *self, size_t route, int status, 
 
 //  Append the Prometheus text of every metric to out (a growing buffer the
 //  caller frees); route_name(i) names route i. broker_json is the broker's
-//  stats snapshot (may be NULL); sessions the session look-ups' counters
-//  (may be NULL).
+//  stats snapshot (may be NULL); sessions the session look-ups' counters.
 char *gateway_metrics_render(const gateway_metrics_t *self, const char *(*route_name)(size_t),
                              const char *broker_json, const gateway_sessions_stats_t *sessions);
 

@@ -29,11 +29,11 @@ typedef struct s_lookup_t {
 
 //  One cached session: the packed caller as Redis holds it.
 typedef struct {
-    char hash[65];      //  "" when the slot is free
-    int64_t until_ms;   //  monotonic ms: trusted until then (LINLI_SESSION_CACHE_MS)
-    int64_t expires_ms; //  Unix ms: the session's own end (INT64_MAX when unknown)
-    uint32_t ended;     //  sessions announced ended that map to this slot
-    uint8_t *packed;    //  owned
+    char hash[65];    //  "" when the slot is free
+    int64_t until_ms; //  monotonic ms: trusted until then (LINLI_SESSION_CACHE_MS
+                      //  after it was read, or the session's own end if sooner)
+    uint32_t ended;   //  sessions announced ended that map to this slot
+    uint8_t *packed;  //  owned
     size_t len;
 } s_entry_t;
 
@@ -55,14 +55,6 @@ struct gateway_sessions_t {
     char where[LINLI_REDIS_WHERE_CAP]; //  "host:port" or "unix:/path", for log lines
     gateway_sessions_stats_t stats;
 };
-
-//  Time for back-offs, deadlines and cache ages: monotonic, so a clock
-//  step cannot stretch them (a session's own end stays wall-clock time).
-static int64_t
-s_mono(void)
-{
-    return zclock_mono();
-}
 
 // ---------------------------------------------------------------- the cache
 
@@ -130,18 +122,23 @@ s_remember(gateway_sessions_t *self, const s_lookup_t *l, const Linli__Caller *c
     else
         self->stats.entries++;
     memcpy(e->hash, l->hash, sizeof e->hash);
-    e->until_ms = s_mono() + self->opts.cache_ms;
-    e->expires_ms = caller->has_expires_at_ms ? caller->expires_at_ms : INT64_MAX;
+    //  One monotonic deadline, so a hit reads one clock: the cache time, or
+    //  what is left of the session (wall-clock time now) if that is sooner.
+    int64_t keep_ms = self->opts.cache_ms;
+    if (caller->has_expires_at_ms) {
+        int64_t left_ms = caller->expires_at_ms - linli_now_ms();
+        if (left_ms < keep_ms)
+            keep_ms = left_ms;
+    }
+    e->until_ms = zclock_mono() + keep_ms;
     e->packed = copy;
     e->len = len;
 }
 
-static void s_sub_connect(gateway_sessions_t *self);
-
 //  Read what the subscription has waiting (ended sessions, or its end)
 //  before answering from the cache: an ended session is announced before
 //  its deletion is acknowledged, so a request sent after a logout's answer
-//  finds the announcement here.
+//  finds the announcement here. Only for a hit: a miss asks Redis anyway.
 static void
 s_sub_catch_up(gateway_sessions_t *self)
 {
@@ -158,20 +155,23 @@ s_sub_catch_up(gateway_sessions_t *self)
     }
 }
 
-//  A cached caller for hash, unpacked (callee owns), or NULL.
+//  A cached caller for hash, unpacked (callee owns), or NULL. The
+//  subscription is opened (again) by gateway_sessions_tick, not here.
 static Linli__Caller *
 s_cached(gateway_sessions_t *self, const char *hash)
 {
     if (!self->slots)
         return NULL;
-    s_sub_connect(self);
-    s_sub_catch_up(self);
-    if (!self->subscribed)
-        return NULL;
     s_entry_t *e = s_slot(self, hash);
     if (!e->hash[0] || strcmp(e->hash, hash))
         return NULL;
-    if (e->until_ms <= s_mono() || e->expires_ms <= linli_now_ms()) {
+    //  A hit is served only after every announcement already waiting has
+    //  been read: it may end this session (or the subscription, emptying
+    //  the cache), so look at the slot again.
+    s_sub_catch_up(self);
+    if (!self->subscribed || !e->hash[0] || strcmp(e->hash, hash))
+        return NULL;
+    if (e->until_ms <= zclock_mono()) {
         s_entry_clear(e);
         self->stats.entries--;
         return NULL;
@@ -210,7 +210,7 @@ s_sub_lost(gateway_sessions_t *self)
 {
     self->subscribed = false;
     self->sub = NULL;
-    self->sub_failed_at_ms = s_mono();
+    self->sub_failed_at_ms = zclock_mono();
     s_flush(self);
 }
 
@@ -280,7 +280,7 @@ s_open(gateway_sessions_t *self, const char *what, redisConnectCallback *on_conn
 static void
 s_sub_connect(gateway_sessions_t *self)
 {
-    if (self->sub || (self->sub_failed_at_ms && s_mono() - self->sub_failed_at_ms < 1000))
+    if (self->sub || (self->sub_failed_at_ms && zclock_mono() - self->sub_failed_at_ms < 1000))
         return;
     self->sub = s_open(self, "subscription", s_on_sub_connect, s_on_sub_disconnect);
     if (!self->sub || redisAsyncCommand(self->sub, s_on_sub_message, NULL, "SUBSCRIBE %s",
@@ -342,7 +342,7 @@ s_on_connect(const redisAsyncContext *ac, int status)
     gateway_sessions_t *self = (gateway_sessions_t *)ac->data;
     if (status != REDIS_OK && self) {
         linli_warn("sessions: cannot connect to Redis: %s", ac->errstr);
-        self->failed_at_ms = s_mono();
+        self->failed_at_ms = zclock_mono();
         self->ac = NULL; //  hiredis frees it and answers what was queued
         s_sub_drop(self);
     }
@@ -356,7 +356,7 @@ s_on_disconnect(const redisAsyncContext *ac, int status)
         return;
     if (status != REDIS_OK) {
         linli_warn("sessions: Redis connection lost: %s", ac->errstr);
-        self->failed_at_ms = s_mono();
+        self->failed_at_ms = zclock_mono();
         s_sub_drop(self);
     }
     if (self->ac == ac)
@@ -369,12 +369,12 @@ s_connect(gateway_sessions_t *self)
     if (self->ac)
         return 0;
     //  Redis down: fail fast for a moment instead of a connect per request.
-    if (self->failed_at_ms && s_mono() - self->failed_at_ms < 100)
+    if (self->failed_at_ms && zclock_mono() - self->failed_at_ms < 100)
         return -1;
     //  At most one warning per back-off period (100 ms).
     self->ac = s_open(self, "look-up", s_on_connect, s_on_disconnect);
     if (!self->ac) {
-        self->failed_at_ms = s_mono();
+        self->failed_at_ms = zclock_mono();
         return -1;
     }
     return 0;
@@ -400,6 +400,7 @@ gateway_sessions_new(struct event_base *base, const gateway_sessions_opts_t *opt
             n <<= 1;
         self->slots = calloc(n, sizeof *self->slots);
         if (!self->slots) {
+            linli_error("sessions: no memory for a cache of %zu entries", n);
             free(self);
             return NULL;
         }
@@ -456,7 +457,7 @@ gateway_sessions_lookup(gateway_sessions_t *self, const char *token, gateway_ses
     l->fn = fn;
     l->arg = arg;
     memcpy(l->hash, hash, sizeof hash);
-    l->deadline_ms = s_mono() + self->opts.timeout_ms;
+    l->deadline_ms = zclock_mono() + self->opts.timeout_ms;
     l->flushes = self->flushes;
     if (self->slots)
         l->ended = s_slot(self, hash)->ended;
@@ -491,10 +492,10 @@ gateway_sessions_tick(gateway_sessions_t *self)
 {
     if (self->slots)
         s_sub_connect(self);
-    if (!self->head || self->head->deadline_ms > s_mono())
+    if (!self->head || self->head->deadline_ms > zclock_mono())
         return;
     linli_warn("sessions: Redis did not answer in %d ms; reconnecting", self->opts.timeout_ms);
-    self->failed_at_ms = s_mono();
+    self->failed_at_ms = zclock_mono();
     s_sub_drop(self);
     if (self->ac) {
         redisAsyncContext *ac = self->ac;

@@ -58,7 +58,8 @@ void gateway_sessions_lookup(gateway_sessions_t *self, const char *token, gatewa
 //  The counters since start.
 void gateway_sessions_stats(const gateway_sessions_t *self, gateway_sessions_stats_t *out);
 
-//  Enforce the timeout (call from a periodic timer).
+//  Enforce the timeout and open the subscription the cache needs, again
+//  after a loss (call from a periodic timer; look-ups do not open it).
 void gateway_sessions_tick(gateway_sessions_t *self);
 
 #endif

@@ -3,7 +3,6 @@
 #include "registry_csv.h"
 #include "linli_utf8.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,15 +77,9 @@ registry_csv_destroy(registry_csv_t **self_p)
 bool
 registry_csv_utf8_valid(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        size_t step = linli_utf8_seq(p + i, len - i, &cp);
-        if (!step || cp == 0) //  NUL is no text either
-            return false;
-        i += step;
-    }
-    return true;
+    size_t chars;
+    //  NUL is no text either.
+    return !memchr(s, '\0', len) && linli_utf8_count(s, len, &chars) == 0;
 }
 
 static registry_csv_status_t

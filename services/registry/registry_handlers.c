@@ -178,7 +178,10 @@ s_login_begin(registry_t *self, linli_request_t *request, const char *phone_in, 
                          "phone must be a mainland mobile number");
         return 1;
     }
-    linli_pii_hash("phone", phone, phone_hash);
+    if (linli_pii_hash("phone", phone, phone_hash)) {
+        linli_fail(request, 503, "overloaded", "the phone could not be looked up");
+        return 1;
+    }
     if (s_login_limits(self, request, phone_hash, bucket, cap))
         return 1;
     if (registry_store_account_by_phone(self->store, phone_hash, account, found)) {
@@ -199,27 +202,10 @@ s_login_failed(registry_t *self, const char *bucket)
         linli_warn("registry: a failed login could not be counted (rate limiter unavailable)");
 }
 
-//  Why account may not have a session although it proved who it is: a
-//  suspended or departed volunteer. Into *code the error code ("" when it may
-//  log in); asked only after the password or code was right, so an unknown
-//  phone and a wrong password still take the same time and say nothing of
-//  the status. pg may be in a transaction. 0 or -1 (store unavailable).
-static int
-s_volunteer_barred(registry_t *self, const registry_account_t *account, const char **code)
-{
-    *code = "";
-    if (strcmp(account->kind, "volunteer"))
-        return 0;
-    registry_volunteer_t v;
-    bool found;
-    if (registry_volunteer_get(self->pg, account->id, false, &v, &found))
-        return -1;
-    const char *barred = found ? registry_volunteer_barred(v.status) : NULL;
-    *code = barred ? barred : "";
-    return 0;
-}
-
-//  Answer the refusal s_volunteer_barred named.
+//  Answer the refusal of a volunteer barred from sessions (code from
+//  registry_volunteer_barred). Told only to whoever proved the password or
+//  code: the status comes with the account, read before either was checked,
+//  so an unknown phone and a wrong password take the same time either way.
 static int
 s_fail_barred(linli_request_t *request, const char *code)
 {
@@ -229,16 +215,20 @@ s_fail_barred(linli_request_t *request, const char *code)
                             "this volunteer is suspended; it can log in once reinstated");
 }
 
-//  Whether a and b hold the same grants (the store lists them in order).
+//  Whether a and b hold the same grants, in any order (neither repeats one).
 static bool
 s_same_grants(const registry_account_t *a, const registry_account_t *b)
 {
     if (a->n_grants != b->n_grants)
         return false;
-    for (size_t i = 0; i < a->n_grants; i++)
-        if (strcmp(a->grants[i].role, b->grants[i].role) ||
-            strcmp(a->grants[i].scope, b->grants[i].scope))
+    for (size_t i = 0; i < a->n_grants; i++) {
+        bool held = false;
+        for (size_t k = 0; k < b->n_grants && !held; k++)
+            held = !strcmp(a->grants[i].role, b->grants[k].role) &&
+                   !strcmp(a->grants[i].scope, b->grants[k].scope);
+        if (!held)
             return false;
+    }
     return true;
 }
 
@@ -274,14 +264,12 @@ s_login_answer(registry_t *self, linli_request_t *request, const registry_accoun
                               "sessions cannot be created right now");
         registry_account_t now;
         bool found = false;
-        const char *barred = "";
         int rc = registry_store_account_get(self->store, account.id, &now, &found);
-        if (!rc && found)
-            rc = s_volunteer_barred(self, &now, &barred);
+        const char *barred = found ? registry_volunteer_barred(now.volunteer_status) : NULL;
         bool same_password = found && (!proved_hash || !strcmp(proved_hash, now.password_hash));
         bool active = found && !strcmp(now.status, "active");
         bool same_grants = found && s_same_grants(&account, &now);
-        if (!rc && same_password && active && !*barred && same_grants)
+        if (!rc && same_password && active && !barred && same_grants)
             break;
         char hash[LINLI_HASH_HEX_CAP];
         linli_token_hash(token, hash);
@@ -295,7 +283,7 @@ s_login_answer(registry_t *self, linli_request_t *request, const registry_accoun
             return linli_fail(request, 401, "bad_credentials", "wrong phone or password");
         if (!active)
             return linli_fail(request, 403, "account_disabled", "this account is disabled");
-        if (*barred)
+        if (barred)
             return s_fail_barred(request, barred);
         if (attempt == 2)
             return linli_fail(request, 503, "account_changing",
@@ -344,21 +332,24 @@ s_login(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     }
     if (strcmp(account.status, "active"))
         return linli_fail(request, 403, "account_disabled", "this account is disabled");
-    //  A suspended or departed volunteer is refused there (s_volunteer_barred).
+    const char *barred = registry_volunteer_barred(account.volunteer_status);
+    if (barred)
+        return s_fail_barred(request, barred);
     return s_login_answer(self, request, &account, account.password_hash, bucket);
 }
 
 // ---------------------------------------------------------------- password codes
 
 //  The keyed hash of account id's code: bound to the account, so a code is
-//  worth nothing for another phone.
-static void
+//  worth nothing for another phone. 0 or -1 (out of memory).
+static int
 s_code_hash(int64_t account_id, const char *code, char out[65])
 {
     char bound[48];
     snprintf(bound, sizeof bound, "%" PRId64 ":%s", account_id, code);
-    linli_pii_hash("password_code", bound, out);
+    int rc = linli_pii_hash("password_code", bound, out);
     sodium_memzero(bound, sizeof bound);
+    return rc;
 }
 
 //  registry.IssuePasswordCode: staff covering a volunteer give it a
@@ -394,7 +385,8 @@ s_issue_password_code(void *self_, linli_request_t *request, const ProtobufCMess
         code[i] = (char)('0' + randombytes_uniform(10));
     code[8] = '\0';
     char hash[65];
-    s_code_hash(id, code, hash);
+    if (s_code_hash(id, code, hash))
+        return linli_fail(request, 503, "overloaded", "the code could not be made");
     int64_t expires_at = 0;
     int64_t by = registry_parse_id(caller->user_id);
     char idbuf[24];
@@ -458,7 +450,8 @@ s_set_password(void *self_, linli_request_t *request, const ProtobufCMessage *ms
     //  or a wrong try counted. An unknown phone runs the same look-up (for
     //  account 0), so it takes about as long as a phone without a code.
     char hash[65], idbuf[24];
-    s_code_hash(found ? account.id : 0, req->code, hash);
+    if (s_code_hash(found ? account.id : 0, req->code, hash))
+        return linli_fail(request, 503, "overloaded", "the code could not be checked");
     snprintf(idbuf, sizeof idbuf, "%" PRId64, found ? account.id : 0);
     registry_code_outcome_t outcome = REGISTRY_CODE_NONE;
     Linli__Registry__AccountEvent data = LINLI__REGISTRY__ACCOUNT_EVENT__INIT;
@@ -466,19 +459,26 @@ s_set_password(void *self_, linli_request_t *request, const ProtobufCMessage *ms
     data.kind = account.kind;
     data.area = account.area;
     data.actor = "self";
-    const char *barred = "";
+    //  The account is read again once the code is used: a suspension since
+    //  the look-up is seen before anything is committed.
+    registry_account_t now;
+    bool still = false;
     if (linli_pg_begin(self->pg) ||
         registry_store_password_code_use(self->store, found ? account.id : 0, hash,
                                          self->login_failures, s_hash_password, req->password,
                                          &outcome) ||
-        (outcome == REGISTRY_CODE_OK && s_volunteer_barred(self, &account, &barred))) {
+        (outcome == REGISTRY_CODE_OK &&
+         registry_store_account_get(self->store, account.id, &now, &still))) {
         linli_pg_rollback(self->pg);
         return linli_fail(request, 503, "store_unavailable", "the registry store is unavailable");
     }
     //  A suspended or departed volunteer gets no session: told so only once
     //  the code proved it is the person, and rolled back, so the code and
     //  the password stay as they were (a reinstated volunteer may use it).
-    if (*barred) {
+    const char *barred = outcome == REGISTRY_CODE_OK && still
+                             ? registry_volunteer_barred(now.volunteer_status)
+                             : NULL;
+    if (barred) {
         linli_pg_rollback(self->pg);
         return s_fail_barred(request, barred);
     }
@@ -594,7 +594,12 @@ s_grants_from(registry_t *self, linli_request_t *request, Linli__Grant **grants,
     const Linli__Caller *caller = linli_request_caller(request);
     account->n_grants = 0;
     int best = 0;
-    for (size_t i = 0; i < n && i < REGISTRY_MAX_GRANTS; i++) {
+    if (n > REGISTRY_MAX_GRANTS) {
+        linli_fail_field(request, 400, "too_many", "grants", "at most %d grants",
+                         REGISTRY_MAX_GRANTS);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
         const Linli__Grant *g = grants[i];
         char field[48];
         snprintf(field, sizeof field, "grants[%zu]", i);
@@ -657,7 +662,8 @@ s_create_staff(void *self_, linli_request_t *request, const ProtobufCMessage *ms
     if (linli_phone_normalize(req->phone, phone, sizeof phone))
         return linli_fail_field(request, 400, "invalid_format", "phone",
                                 "phone must be a mainland mobile number");
-    linli_pii_hash("phone", phone, phone_hash);
+    if (linli_pii_hash("phone", phone, phone_hash))
+        return linli_fail(request, 503, "overloaded", "the phone could not be hashed");
     char *sealed = linli_pii_encrypt(phone);
     if (!sealed || strlen(sealed) >= sizeof account.phone_enc) {
         free(sealed);
@@ -802,6 +808,12 @@ s_set_staff_grants(void *self_, linli_request_t *request, const ProtobufCMessage
     registry_account_t account;
     if (s_staff_change_begin(self, request, req->id, &idem, &account))
         return 0;
+    s_user_view_t view;
+    if (s_same_grants(&account, &wanted)) {
+        //  Nothing to change: no event, and its sessions hold these grants.
+        s_user_msg(&account, caller, &view);
+        return linli_idem_commit(&idem, request, 200, &view.user.base);
+    }
     char previous[sizeof account.area];
     snprintf(previous, sizeof previous, "%s", account.area);
     account.n_grants = wanted.n_grants;
@@ -814,7 +826,6 @@ s_set_staff_grants(void *self_, linli_request_t *request, const ProtobufCMessage
                             strcmp(previous, account.area) ? previous : NULL))
         return linli_idem_abort(&idem, request, 503, "store_unavailable",
                                 "the registry store is unavailable");
-    s_user_view_t view;
     s_user_msg(&account, caller, &view);
     return registry_commit_ending_sessions(self, &idem, request, 200, &view.user.base, view.id);
 }

@@ -516,24 +516,15 @@ registry_import_demo(registry_t *reg, const linli_config_t *config)
     return rc;
 }
 
-//  A count on the command line: 1 to 18 decimal digits, nothing else. True
-//  with *out set, or false.
-static bool
-s_parse_count(const char *s, int64_t *out)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > 18 || strspn(s, "0123456789") != len)
-        return false;
-    *out = strtoll(s, NULL, 10);
-    return true;
-}
-
 int
 registry_import_demo_csv_tool(registry_t *reg, const linli_config_t *config, int argc, char **argv)
 {
-    int64_t from = 0, count = 0;
-    bool args_ok = (argc == 2 || (argc == 4 && !strcmp(argv[2], "--from"))) &&
-                   s_parse_count(argv[0], &count) && (argc == 2 || s_parse_count(argv[3], &from));
+    //  Counts are 1 to 18 decimal digits (registry_parse_id: 0 when not).
+    bool args_ok = argc == 2 || (argc == 4 && !strcmp(argv[2], "--from"));
+    int64_t count = args_ok ? registry_parse_id(argv[0]) : 0;
+    int64_t from = argc == 4 ? registry_parse_id(argv[3]) : 0;
+    if (argc == 4 && !from && strcmp(argv[3], "0"))
+        args_ok = false;
     if (!args_ok || count <= 0 || from + count > S_MAX_PEOPLE) {
         fprintf(stderr,
                 "usage: linli-registry demo-csv N FILE [--from K]  (K + N <= %" PRId64 ")\n",

@@ -401,9 +401,7 @@ s_update_org(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
     bool new_member = false;
     if (changed && leader && !s_leader_ok(self, &idem, request, leader, org.area))
         return 0;
-    //  Read again after the change: the member count of the locked read is
-    //  of the snapshot taken before waiting for the lock (a concurrent
-    //  join may have committed meanwhile); a new statement sees it.
+    //  Read again after the change: a new leader may have joined as a member.
     if ((changed &&
          registry_orgs_store_set_leader(self->pg, org.id, previous, leader, &new_member)) ||
         registry_orgs_store_update(self->pg, &org) ||

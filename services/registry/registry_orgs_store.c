@@ -53,12 +53,11 @@ int
 registry_orgs_store_get(linli_pg_t *pg, int64_t id, bool for_update, registry_org_t *out,
                         bool *found)
 {
-    return registry_get_by_id(
-        pg,
-        for_update ? "SELECT " S_ORG_COLUMNS
-                     " FROM organizations o WHERE o.id = $1::bigint FOR UPDATE OF o"
-                   : "SELECT " S_ORG_COLUMNS " FROM organizations o WHERE o.id = $1::bigint",
-        id, s_org_from_row, out, found);
+    static const char sql[] =
+        "SELECT " S_ORG_COLUMNS " FROM organizations o WHERE o.id = $1::bigint";
+    return for_update
+               ? registry_get_locked(pg, "organizations", sql, id, s_org_from_row, out, found)
+               : registry_get_by_id(pg, sql, id, s_org_from_row, out, found);
 }
 
 //  Give account the org_leader grant of org (or take it away). 0 or -1.
@@ -128,18 +127,11 @@ registry_orgs_store_update(linli_pg_t *pg, registry_org_t *org)
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, org->id);
     const char *params[] = {id, org->name, org->description, org->status};
-    PGresult *res = linli_pg_exec(pg,
-                                  "UPDATE organizations SET name = $2, description = $3, "
-                                  "status = $4, updated_at = now() WHERE id = $1::bigint "
-                                  "RETURNING " S_MS("updated_at"),
-                                  4, params);
-    if (!res)
-        return -1;
-    int rc = PQntuples(res) == 1 ? 0 : -1;
-    if (!rc)
-        org->updated_at_ms = registry_col_int64(res, 0, 0);
-    PQclear(res);
-    return rc;
+    return registry_get_int64(pg,
+                              "UPDATE organizations SET name = $2, description = $3, "
+                              "status = $4, updated_at = now() WHERE id = $1::bigint "
+                              "RETURNING " S_MS("updated_at"),
+                              4, params, &org->updated_at_ms);
 }
 
 int

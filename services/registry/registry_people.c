@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "linli_crypto.h"
+#include "linli_utf8.h"
 
 static const char *s_political[] = {
     "party_member", "probationary_member", "league_member", "masses", "other", NULL};
@@ -19,27 +20,18 @@ s_fail(registry_person_error_t *err, const char *code, const char *field, const 
     return -1;
 }
 
-//  UTF-8 characters in s, or -1 when s is not valid UTF-8 or holds a control character.
+//  UTF-8 characters in s, or -1 when s is not valid UTF-8 (as the codec
+//  checks it) or holds a control character.
 static long
 s_utf8_chars(const char *s)
 {
-    long n = 0;
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        size_t len = *p < 0x80         ? 1
-                     : (*p >> 5) == 6  ? 2
-                     : (*p >> 4) == 14 ? 3
-                     : (*p >> 3) == 30 ? 4
-                                       : 0;
-        if (!len || (len == 1 && *p < 0x20))
+    size_t len = strlen(s), chars;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20)
             return -1;
-        for (size_t i = 1; i < len; i++)
-            if ((p[i] & 0xc0) != 0x80)
-                return -1;
-        p += len;
-        n++;
-    }
-    return n;
+    if (linli_utf8_count(s, len, &chars))
+        return -1;
+    return (long)chars;
 }
 
 int

@@ -130,20 +130,13 @@ registry_residents_store_update(linli_pg_t *pg, registry_resident_t *r)
                             categories,
                             s_null(r->family_enc),
                             r->birth_year ? birth : NULL};
-    PGresult *res = linli_pg_exec(pg,
-                                  "UPDATE residents SET name = $2, community = $3, "
-                                  "address_enc = $4, phone_enc = $5, phone_hash = $6, "
-                                  "care_categories = $7::text[], family_contacts_enc = $8, "
-                                  "birth_year = $9::int, updated_at = now() "
-                                  "WHERE id = $1::bigint RETURNING " S_MS("updated_at"),
-                                  9, params);
-    if (!res)
-        return -1;
-    int rc = PQntuples(res) == 1 ? 0 : -1;
-    if (!rc)
-        r->updated_at_ms = registry_col_int64(res, 0, 0);
-    PQclear(res);
-    return rc;
+    return registry_get_int64(pg,
+                              "UPDATE residents SET name = $2, community = $3, "
+                              "address_enc = $4, phone_enc = $5, phone_hash = $6, "
+                              "care_categories = $7::text[], family_contacts_enc = $8, "
+                              "birth_year = $9::int, updated_at = now() "
+                              "WHERE id = $1::bigint RETURNING " S_MS("updated_at"),
+                              9, params, &r->updated_at_ms);
 }
 
 int

@@ -181,7 +181,8 @@ registry_store_area_children(registry_store_t *self, const char *parent, const c
     "a.id, a.kind, a.name, a.phone_enc, a.password_hash, a.area, a.status, "                       \
     "(extract(epoch from a.created_at) * 1000)::bigint, "                                          \
     "coalesce((SELECT string_agg(g.role || ' ' || g.scope, ',' ORDER BY g.role, g.scope) "         \
-    "FROM grants g WHERE g.account_id = a.id), '')"
+    "FROM grants g WHERE g.account_id = a.id), ''), "                                              \
+    "coalesce((SELECT v.status FROM volunteers v WHERE v.id = a.id), '')"
 
 static void
 s_account_from_row(PGresult *res, int row, void *out)
@@ -196,6 +197,7 @@ s_account_from_row(PGresult *res, int row, void *out)
     registry_copy(a->area, sizeof a->area, PQgetvalue(res, row, 5));
     registry_copy(a->status, sizeof a->status, PQgetvalue(res, row, 6));
     a->created_at_ms = registry_col_int64(res, row, 7);
+    registry_copy(a->volunteer_status, sizeof a->volunteer_status, PQgetvalue(res, row, 9));
     //  "role scope,role scope": roles and scopes never hold ' ' or ','.
     const char *p = PQgetvalue(res, row, 8);
     while (*p && a->n_grants < REGISTRY_MAX_GRANTS) {
@@ -230,18 +232,10 @@ int
 registry_store_account_lock(registry_store_t *self, int64_t id, registry_account_t *out,
                             bool *found)
 {
-    //  Lock first, then read in a statement of its own: one statement that
-    //  waited for the lock would see the account row as committed since but
-    //  its grants (a sub-select) as they were when it started.
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    const char *params[] = {idbuf};
-    bool exists = false;
-    *found = false;
-    if (registry_exists(self->pg, "SELECT 1 FROM accounts WHERE id = $1::bigint FOR UPDATE", 1,
-                        params, &exists))
-        return -1;
-    return exists ? registry_store_account_get(self, id, out, found) : 0;
+    return registry_get_locked(self->pg, "accounts",
+                               "SELECT " S_ACCOUNT_COLUMNS
+                               " FROM accounts a WHERE a.id = $1::bigint",
+                               id, s_account_from_row, out, found);
 }
 
 int

@@ -34,6 +34,7 @@ typedef struct {
     char password_hash[160]; //  argon2id string
     char area[16];
     char status[16];
+    char volunteer_status[16]; //  a volunteer's status (pending, verified, …); "" for others
     int64_t created_at_ms;
     size_t n_grants;
     registry_grant_t grants[REGISTRY_MAX_GRANTS];

@@ -129,6 +129,21 @@ registry_get_by_id(linli_pg_t *pg, const char *sql, int64_t id, registry_row_fn 
 }
 
 int
+registry_get_locked(linli_pg_t *pg, const char *table, const char *sql, int64_t id,
+                    registry_row_fn *from_row, void *out, bool *found)
+{
+    char lock[128], idbuf[24];
+    snprintf(lock, sizeof lock, "SELECT 1 FROM %s WHERE id = $1::bigint FOR UPDATE", table);
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
+    const char *params[] = {idbuf};
+    bool exists = false;
+    *found = false;
+    if (registry_exists(pg, lock, 1, params, &exists))
+        return -1;
+    return exists ? registry_get_row(pg, sql, 1, params, from_row, out, found) : 0;
+}
+
+int
 registry_exists(linli_pg_t *pg, const char *sql, int nparams, const char *const *params,
                 bool *exists)
 {

@@ -69,6 +69,15 @@ int registry_get_one(linli_pg_t *pg, const char *sql, const char *param, registr
 int registry_get_by_id(linli_pg_t *pg, const char *sql, int64_t id, registry_row_fn *from_row,
                        void *out, bool *found);
 
+//  registry_get_by_id for a change, inside the caller's open transaction:
+//  row id of table is locked (FOR UPDATE) by a statement of its own first,
+//  then sql (a plain read) runs. A locking statement that waited for the
+//  lock would see the row's newest version but the rows it joins and its
+//  sub-selects as they were when it started; the read after the lock sees
+//  everything committed before it got the lock.
+int registry_get_locked(linli_pg_t *pg, const char *table, const char *sql, int64_t id,
+                        registry_row_fn *from_row, void *out, bool *found);
+
 //  Run sql with params; *exists says whether it returned any row. 0 or -1.
 int registry_exists(linli_pg_t *pg, const char *sql, int nparams, const char *const *params,
                     bool *exists);

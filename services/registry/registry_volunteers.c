@@ -585,15 +585,18 @@ s_list(void *self_, linli_request_t *request, const ProtobufCMessage *msg)
         snprintf(id, sizeof id, "%s", req->q);
         if (strlen(id) == 18 && id[17] == 'x')
             id[17] = 'X';
+        int rc = 0;
         if (linli_phone_normalize(req->q, phone, sizeof phone) == 0) {
-            linli_pii_hash("phone", phone, hash);
+            rc = linli_pii_hash("phone", phone, hash);
             f.phone_hash = hash;
         } else if (linli_id_number_check(id, reason, sizeof reason) == 0) {
-            linli_pii_hash("id_number", id, hash);
+            rc = linli_pii_hash("id_number", id, hash);
             f.id_hash = hash;
         } else {
             f.name_prefix = req->q;
         }
+        if (rc)
+            return linli_fail(request, 503, "overloaded", "the search could not be prepared");
     }
     registry_page_t page;
     if (registry_page_alloc(&page, limit, sizeof(registry_volunteer_t), sizeof(s_view_t)))

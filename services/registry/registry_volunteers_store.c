@@ -43,13 +43,10 @@ int
 registry_volunteer_get(linli_pg_t *pg, int64_t id, bool lock, registry_volunteer_t *out,
                        bool *found)
 {
-    return registry_get_by_id(pg,
-                              lock ? "SELECT " S_COLUMNS " FROM volunteers v "
-                                     "JOIN accounts a ON a.id = v.id WHERE v.id = $1::bigint "
-                                     "FOR UPDATE OF v"
-                                   : "SELECT " S_COLUMNS " FROM volunteers v "
-                                     "JOIN accounts a ON a.id = v.id WHERE v.id = $1::bigint",
-                              id, s_from_row, out, found);
+    static const char sql[] = "SELECT " S_COLUMNS " FROM volunteers v "
+                              "JOIN accounts a ON a.id = v.id WHERE v.id = $1::bigint";
+    return lock ? registry_get_locked(pg, "volunteers", sql, id, s_from_row, out, found)
+                : registry_get_by_id(pg, sql, id, s_from_row, out, found);
 }
 
 int
@@ -156,22 +153,15 @@ registry_volunteer_save(linli_pg_t *pg, registry_volunteer_t *v)
     const char *params[] = {
         id,        v->community,  *v->political_status ? v->political_status : NULL,
         v->skills, v->free_slots, v->name};
-    PGresult *res = linli_pg_exec(pg,
-                                  "WITH acc AS (UPDATE accounts SET name = $6, area = $2 "
-                                  "WHERE id = $1::bigint) "
-                                  "UPDATE volunteers SET community = $2, political_status = $3, "
-                                  "skills = $4::text[], free_slots = $5::text[], "
-                                  "updated_at = greatest(now(), updated_at + interval '1 ms') "
-                                  "WHERE id = $1::bigint "
-                                  "RETURNING (extract(epoch from updated_at) * 1000)::bigint",
-                                  6, params);
-    if (!res)
-        return -1;
-    int rc = PQntuples(res) == 1 ? 0 : -1;
-    if (!rc)
-        v->updated_at_ms = registry_col_int64(res, 0, 0);
-    PQclear(res);
-    return rc;
+    return registry_get_int64(pg,
+                              "WITH acc AS (UPDATE accounts SET name = $6, area = $2 "
+                              "WHERE id = $1::bigint) "
+                              "UPDATE volunteers SET community = $2, political_status = $3, "
+                              "skills = $4::text[], free_slots = $5::text[], "
+                              "updated_at = greatest(now(), updated_at + interval '1 ms') "
+                              "WHERE id = $1::bigint "
+                              "RETURNING (extract(epoch from updated_at) * 1000)::bigint",
+                              6, params, &v->updated_at_ms);
 }
 
 int

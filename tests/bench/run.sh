@@ -93,9 +93,13 @@ vol_id=$(curl -fs -X POST "http://127.0.0.1:$http_port/v1/volunteers" -H "Author
 # round, and the medians are printed (every round's figures too).
 rounds="${LINLI_BENCH_ROUNDS:-3}"
 h_all=() a_all=() v_all=() ra_all=() rv_all=()
-for r in $(seq 1 "$rounds"); do
+for _ in $(seq 1 "$rounds"); do
     read -r h a_ v < <(echo "$(run_wrk /healthz | cut -d' ' -f1) \
 $(run_wrk /v1/areas/420102 | cut -d' ' -f1) $(run_wrk "/v1/volunteers/$vol_id" "$admin_token" | cut -d' ' -f1)")
+    if [ -z "$v" ] || [ "${h:-0}" = 0 ]; then
+        echo "bench: a wrk run gave no figure (healthz '$h', areas '$a_', volunteer '$v')" >&2
+        exit 1
+    fi
     h_all+=("$h") a_all+=("$a_") v_all+=("$v")
     ra_all+=("$(awk -v a="$a_" -v h="$h" 'BEGIN {printf "%.2f", a/h}')")
     rv_all+=("$(awk -v a="$v" -v h="$h" 'BEGIN {printf "%.2f", a/h}')")

@@ -15,8 +15,6 @@
 
 #include <sodium.h>
 
-#include "linli_crypto.h"
-
 static ts_suite_t s_suite;
 static char *s_admin; //  city admin token
 
@@ -111,8 +109,7 @@ static void
 test_login_and_sessions(void **state)
 {
     (void)state;
-    ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/auth/login", NULL,
-                               "{\"phone\":\"" TS_ADMIN_PHONE "\",\"password\":\"wrong-pass\"}");
+    ts_http_reply_t r = ts_login_reply(&s_suite, TS_ADMIN_PHONE, "wrong-pass");
     assert_int_equal(r.status, 401);
     assert_string_equal(ts_error_code(&r), "bad_credentials");
     ts_http_reply_free(&r);
@@ -149,11 +146,11 @@ test_login_and_sessions(void **state)
     //  Expired: the session's TTL runs out in Redis.
     token = ts_login(&s_suite, TS_ADMIN_PHONE, TS_ADMIN_PASSWORD);
     assert_non_null(token);
-    char hash[65];
-    linli_token_hash(token, hash);
-    struct timeval tv = {2, 0};
-    redisContext *rc = redisConnectWithTimeout("127.0.0.1", s_suite.env.redis.port, tv);
-    redisReply *rr = redisCommand(rc, "PEXPIRE %ssession:%s 1", s_suite.env.prefix, hash);
+    char key[256];
+    ts_session_key(&s_suite, token, key, sizeof key);
+    redisContext *rc = ts_redis_connect(&s_suite);
+    assert_non_null(rc);
+    redisReply *rr = redisCommand(rc, "PEXPIRE %s 1", key);
     assert_non_null(rr);
     assert_int_equal(rr->integer, 1);
     freeReplyObject(rr);
@@ -174,21 +171,19 @@ test_login_rate_limit(void **state)
     assert_int_equal(ts_create_staff(&s_suite, s_admin, "13900000077", "district_admin", "420106",
                                      id, sizeof id),
                      201);
-    const char *wrong = "{\"phone\":\"13900000077\",\"password\":\"wrong-pass\"}";
     for (int i = 0; i < 5; i++) {
-        ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/auth/login", NULL, wrong);
+        ts_http_reply_t r = ts_login_reply(&s_suite, "13900000077", "wrong-pass");
         assert_int_equal(r.status, 401);
         ts_http_reply_free(&r);
     }
-    ts_http_reply_t r = ts_req(&s_suite, "POST", "/v1/auth/login", NULL, wrong);
+    ts_http_reply_t r = ts_login_reply(&s_suite, "13900000077", "wrong-pass");
     assert_int_equal(r.status, 429);
     assert_string_equal(ts_error_code(&r), "too_many_attempts");
     int retry = atoi(r.retry_after);
     assert_true(retry >= 1 && retry <= 60);
     ts_http_reply_free(&r);
     //  Even the right password waits now.
-    r = ts_req(&s_suite, "POST", "/v1/auth/login", NULL,
-               "{\"phone\":\"13900000077\",\"password\":\"password-1\"}");
+    r = ts_login_reply(&s_suite, "13900000077", "password-1");
     assert_int_equal(r.status, 429);
     ts_http_reply_free(&r);
     //  Another phone is not affected.

@@ -61,16 +61,6 @@ s_issue(const char *id, const char *token)
     return ts_req(&s_suite, "POST", path, token, NULL);
 }
 
-//  A code for id issued by the C1 worker, into code (9 bytes).
-static void
-s_code(const char *id, char code[9])
-{
-    ts_http_reply_t r = s_issue(id, s_worker);
-    assert_int_equal(r.status, 201);
-    snprintf(code, 9, "%s", json_string_value(json_object_get(r.json, "code")));
-    ts_http_reply_free(&r);
-}
-
 static int
 s_setup(void **state)
 {
@@ -87,7 +77,7 @@ s_setup(void **state)
     ts_http_reply_t r =
         ts_sign_up(&s_suite, NULL, "自己", idn, "13700000013", C1, "\"repair\"", NULL, 0);
     s_volunteer =
-        r.status == 201 ? strdup(json_string_value(json_object_get(r.json, "token"))) : NULL;
+        r.status == 201 && *ts_json_str(&r, "token") ? strdup(ts_json_str(&r, "token")) : NULL;
     ts_http_reply_free(&r);
     s_db = PQconnectdb(s_suite.env.dsn);
     return s_worker && s_worker_other && s_volunteer && PQstatus(s_db) == CONNECTION_OK ? 0 : -1;
@@ -199,11 +189,12 @@ test_imported_volunteer_sets_password(void **state)
     r = ts_req(&s_suite, "GET", "/v1/me", old, NULL);
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);
-    s_code(id, code);
+    ts_password_code(&s_suite, s_worker, id, code);
     ts_sleep_ms(1100); //  the failed reuse above counted against the phone
     r = ts_set_password(&s_suite, phone, code, "third-password-3");
     assert_int_equal(r.status, 200);
-    char *fresh = strdup(json_string_value(json_object_get(r.json, "token")));
+    assert_true(*ts_json_str(&r, "token"));
+    char *fresh = strdup(ts_json_str(&r, "token"));
     ts_http_reply_free(&r);
     r = ts_req(&s_suite, "GET", "/v1/me", old, NULL);
     assert_int_equal(r.status, 401);
@@ -226,7 +217,7 @@ test_wrong_tries_expiry_and_unknown_phone(void **state)
     const char *phone = "13611110002";
     char id[32], code[9], wrong[16];
     s_import(phone, 2, id, sizeof id);
-    s_code(id, code);
+    ts_password_code(&s_suite, s_worker, id, code);
     snprintf(wrong, sizeof wrong, "%08d", (atoi(code) + 1) % 100000000);
 
     //  Three wrong tries kill the code (and the phone waits the window out).
@@ -250,7 +241,7 @@ test_wrong_tries_expiry_and_unknown_phone(void **state)
     ts_http_reply_free(&r);
 
     //  An expired code is refused like a wrong one.
-    s_code(id, code);
+    ts_password_code(&s_suite, s_worker, id, code);
     snprintf(sql, sizeof sql,
              "UPDATE registry.password_codes SET expires_at = now() - interval '1 second' "
              "WHERE account_id = %s",
@@ -279,7 +270,7 @@ test_disabled_account_and_grants(void **state)
     const char *phone = "13611110003";
     char id[32], code[9], sql[200];
     s_import(phone, 3, id, sizeof id);
-    s_code(id, code);
+    ts_password_code(&s_suite, s_worker, id, code);
     snprintf(sql, sizeof sql, "UPDATE registry.accounts SET status = 'disabled' WHERE id = %s", id);
     PQclear(PQexec(s_db, sql));
     ts_http_reply_t r = ts_set_password(&s_suite, phone, code, "new-password-1");
@@ -306,10 +297,7 @@ test_disabled_account_and_grants(void **state)
     assert_int_equal(r.status, 403);
     assert_string_equal(ts_error_code(&r), "holds_grants");
     ts_http_reply_free(&r);
-    r = s_issue(id, s_admin);
-    assert_int_equal(r.status, 201);
-    snprintf(code, sizeof code, "%s", json_string_value(json_object_get(r.json, "code")));
-    ts_http_reply_free(&r);
+    ts_password_code(&s_suite, s_admin, id, code);
     r = ts_set_password(&s_suite, phone, code, "leader-password-1");
     assert_int_equal(r.status, 200);
     ts_http_reply_free(&r);

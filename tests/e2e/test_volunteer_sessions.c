@@ -27,7 +27,9 @@ static redisContext *s_redis;
 static long long
 s_listed(const char *id)
 {
-    redisReply *r = redisCommand(s_redis, "SCARD %ssessions:%s", s_suite.env.prefix, id);
+    char key[160];
+    ts_account_sessions_key(&s_suite, id, key, sizeof key);
+    redisReply *r = redisCommand(s_redis, "SCARD %s", key);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     long long n = r->integer;
@@ -44,7 +46,8 @@ s_volunteer(const char *name, const char *phone, int seq, bool verify, char id[3
     ts_id_number("420102", "19850505", seq, idn);
     ts_http_reply_t r = ts_sign_up(&s_suite, NULL, name, idn, phone, C1, "\"repair\"", id, 32);
     assert_int_equal(r.status, 201);
-    char *token = strdup(json_string_value(json_object_get(r.json, "token")));
+    assert_true(*ts_json_str(&r, "token"));
+    char *token = strdup(ts_json_str(&r, "token"));
     ts_http_reply_free(&r);
     if (verify) {
         snprintf(path, sizeof path, "/v1/volunteers/%s/verify", id);
@@ -64,24 +67,15 @@ s_status(const char *id, const char *token, const char *status)
     snprintf(body, sizeof body, "{\"status\":\"%s\"}", status);
     ts_http_reply_t r = ts_req(&s_suite, "POST", path, token, body);
     assert_int_equal(r.status, 200);
-    assert_string_equal(json_string_value(json_object_get(r.json, "status")), status);
+    assert_string_equal(ts_json_str(&r, "status"), status);
     ts_http_reply_free(&r);
-}
-
-//  POST /v1/auth/login: the reply.
-static ts_http_reply_t
-s_login(const char *phone, const char *password)
-{
-    char body[160];
-    snprintf(body, sizeof body, "{\"phone\":\"%s\",\"password\":\"%s\"}", phone, password);
-    return ts_req(&s_suite, "POST", "/v1/auth/login", NULL, body);
 }
 
 //  Log in as phone, expecting 403 with code.
 static void
 s_login_refused(const char *phone, const char *code)
 {
-    ts_http_reply_t r = s_login(phone, PASSWORD);
+    ts_http_reply_t r = ts_login_reply(&s_suite, phone, PASSWORD);
     assert_int_equal(r.status, 403);
     assert_string_equal(ts_error_code(&r), code);
     assert_null(json_object_get(r.json, "token"));
@@ -115,18 +109,14 @@ test_suspension_ends_sessions(void **state)
 
     //  No new session: a wrong password still says nothing; the right one
     //  is refused with the reason.
-    ts_http_reply_t r = s_login(phone, "wrong-password-1");
+    ts_http_reply_t r = ts_login_reply(&s_suite, phone, "wrong-password-1");
     assert_int_equal(r.status, 401);
     assert_string_equal(ts_error_code(&r), "bad_credentials");
     ts_http_reply_free(&r);
     s_login_refused(phone, "volunteer_suspended");
     //  Nor with a one-time code; the code and the password are kept.
-    char path[96], code[9];
-    snprintf(path, sizeof path, "/v1/volunteers/%s/password-code", id);
-    r = ts_req(&s_suite, "POST", path, s_worker, NULL);
-    assert_int_equal(r.status, 201);
-    snprintf(code, sizeof code, "%s", json_string_value(json_object_get(r.json, "code")));
-    ts_http_reply_free(&r);
+    char code[9];
+    ts_password_code(&s_suite, s_worker, id, code);
     r = ts_set_password(&s_suite, phone, "00000000", "changed-password-1");
     assert_int_equal(r.status, 401); //  a wrong code: the same 401 as ever
     ts_http_reply_free(&r);

@@ -195,13 +195,15 @@ test_scope_matrix(void **state)
     ts_id_number("420102", "19800202", 41, idn);
     ts_http_reply_t r = s_sign_up(NULL, "钱五", idn, "15000000041", C1, id, sizeof id);
     assert_int_equal(r.status, 201);
-    char *self = strdup(json_string_value(json_object_get(r.json, "token")));
+    assert_true(*ts_json_str(&r, "token"));
+    char *self = strdup(ts_json_str(&r, "token"));
     ts_http_reply_free(&r);
     char idn2[19], id2[32];
     ts_id_number("420106", "19810303", 42, idn2);
     r = s_sign_up(NULL, "孙六", idn2, "15000000042", "420106001001", id2, sizeof id2);
     assert_int_equal(r.status, 201);
-    char *other_volunteer = strdup(json_string_value(json_object_get(r.json, "token")));
+    assert_true(*ts_json_str(&r, "token"));
+    char *other_volunteer = strdup(ts_json_str(&r, "token"));
     ts_http_reply_free(&r);
     char *anonymous = NULL;
     //  A resident of the same community who may log in.

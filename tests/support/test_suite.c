@@ -18,22 +18,32 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "linli_crypto.h"
+#include "linli_session.h"
+
 void
 ts_suite_var(ts_suite_t *s, const char *fmt, ...)
 {
-    size_t i = 0;
-    while (i < 32 && s->envp[i])
-        i++;
-    if (i >= 32) {
-        fprintf(stderr, "test_suite: environment full, %s not set\n", fmt);
-        return;
-    }
+    char var[sizeof s->vars[0]];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->vars[i], sizeof s->vars[i], fmt, ap);
+    vsnprintf(var, sizeof var, fmt, ap);
     va_end(ap);
+    //  A name given again: its entry is replaced in place.
+    size_t name_len = strcspn(var, "=");
+    size_t i = 0;
+    while (i < 32 && s->envp[i] &&
+           !(!strncmp(s->vars[i], var, name_len) && s->vars[i][name_len] == '='))
+        i++;
+    if (i >= 32) {
+        fprintf(stderr, "test_suite: environment full, %s not set\n", var);
+        return;
+    }
+    bool append = !s->envp[i];
+    memcpy(s->vars[i], var, sizeof var);
     s->envp[i] = s->vars[i];
-    s->envp[i + 1] = NULL;
+    if (append)
+        s->envp[i + 1] = NULL;
 }
 
 //  Run a binary of the build with the suite's environment and wait. Exit code or -1.
@@ -321,14 +331,20 @@ ts_json_str(const ts_http_reply_t *r, const char *key)
     return v ? v : "";
 }
 
-char *
-ts_login(ts_suite_t *s, const char *phone, const char *password)
+ts_http_reply_t
+ts_login_reply(ts_suite_t *s, const char *phone, const char *password)
 {
     char body[512];
     snprintf(body, sizeof body, "{\"phone\":\"%s\",\"password\":\"%s\"}", phone, password);
-    ts_http_reply_t r;
+    return ts_req(s, "POST", "/v1/auth/login", NULL, body);
+}
+
+char *
+ts_login(ts_suite_t *s, const char *phone, const char *password)
+{
+    ts_http_reply_t r = ts_login_reply(s, phone, password);
     char *token = NULL;
-    if (ts_http(s, "POST", "/v1/auth/login", NULL, body, NULL, &r) == 0 && r.status == 200) {
+    if (r.status == 200) {
         const char *t = json_string_value(json_object_get(r.json, "token"));
         token = t ? strdup(t) : NULL;
     } else {
@@ -345,6 +361,18 @@ ts_set_password(ts_suite_t *s, const char *phone, const char *code, const char *
     snprintf(body, sizeof body, "{\"phone\":\"%s\",\"code\":\"%s\",\"password\":\"%s\"}", phone,
              code, password);
     return ts_req(s, "POST", "/v1/auth/password", NULL, body);
+}
+
+void
+ts_password_code(ts_suite_t *s, const char *token, const char *volunteer_id, char code[9])
+{
+    char path[96];
+    snprintf(path, sizeof path, "/v1/volunteers/%s/password-code", volunteer_id);
+    ts_http_reply_t r = ts_req(s, "POST", path, token, NULL);
+    assert_int_equal(r.status, 201);
+    snprintf(code, 9, "%s", ts_json_str(&r, "code"));
+    assert_int_equal(strlen(ts_json_str(&r, "code")), 8);
+    ts_http_reply_free(&r);
 }
 
 long
@@ -430,11 +458,26 @@ ts_redis_connect(ts_suite_t *s)
     return rc;
 }
 
+void
+ts_session_key(ts_suite_t *s, const char *token, char *out, size_t cap)
+{
+    char hash[LINLI_HASH_HEX_CAP];
+    linli_token_hash(token, hash);
+    linli_session_key(s->env.prefix, hash, out, cap);
+}
+
+void
+ts_account_sessions_key(ts_suite_t *s, const char *account_id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%ssessions:%s", s->env.prefix, account_id);
+}
+
 long
 ts_sql_long(PGconn *db, const char *sql)
 {
     PGresult *res = PQexec(db, sql);
     assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(res), 1);
     long v = atol(PQgetvalue(res, 0, 0));
     PQclear(res);
     return v;

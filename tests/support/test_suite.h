@@ -85,6 +85,8 @@ const char *ts_error_field(const ts_http_reply_t *r);
 //  A string member of the reply's JSON object, or "".
 const char *ts_json_str(const ts_http_reply_t *r, const char *key);
 
+//  POST /v1/auth/login: the reply (caller frees it).
+ts_http_reply_t ts_login_reply(ts_suite_t *s, const char *phone, const char *password);
 //  Log in; returns a malloc'd token or NULL.
 char *ts_login(ts_suite_t *s, const char *phone, const char *password);
 
@@ -98,6 +100,10 @@ long ts_status(ts_suite_t *s, const char *method, const char *path, const char *
                const char *body);
 //  GET /v1/me as token: the status.
 long ts_me_status(ts_suite_t *s, const char *token);
+
+//  POST /v1/volunteers/{volunteer_id}/password-code as token, the reply
+//  asserted 201 with an 8-character code: the one-time code into code.
+void ts_password_code(ts_suite_t *s, const char *token, const char *volunteer_id, char code[9]);
 
 // ---------------------------------------------------------------- gateway checks
 //  These fail the running cmocka test when what they read is not there.
@@ -121,8 +127,15 @@ void ts_wait_session_cached(ts_suite_t *s, const char *token);
 //  stderr) when it cannot connect; caller frees it with redisFree.
 redisContext *ts_redis_connect(ts_suite_t *s);
 
-//  One number from SQL: the first value of the first row, the query asserted
-//  PGRES_TUPLES_OK (it fails the running cmocka test otherwise).
+//  The Redis key of token's session (<prefix>session:<hash of token>).
+void ts_session_key(ts_suite_t *s, const char *token, char *out, size_t cap);
+//  The Redis key of the set listing account_id's sessions
+//  (<prefix>sessions:<account id>).
+void ts_account_sessions_key(ts_suite_t *s, const char *account_id, char *out, size_t cap);
+
+//  One number from SQL: the first value of the one row, the query asserted
+//  PGRES_TUPLES_OK with exactly one row (it fails the running cmocka test
+//  otherwise).
 long ts_sql_long(PGconn *db, const char *sql);
 
 // ---------------------------------------------------------------- registry data
